@@ -1,0 +1,96 @@
+"""Evaluation episodes with the deterministic (mean) policy, optionally recorded as a GIF.
+
+Evaluation uses a fresh copy of the task whose observation normaliser is loaded from training
+and frozen, so the policy sees observations scaled exactly as in training.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from tensordict.nn import TensorDictModule
+from torchrl.envs import EnvBase
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+
+def evaluate(
+    policy: TensorDictModule,
+    make_env: Callable[[], EnvBase],
+    episodes: int,
+    max_steps: int,
+    obs_norm_state: Mapping | None = None,
+) -> dict[str, float]:
+    """Mean and std of return, cost and length over ``episodes`` deterministic episodes."""
+    env = make_env()
+    transform = getattr(env, "transform", None)
+    if obs_norm_state is not None:
+        transform.load_state_dict(dict(obs_norm_state))
+    if transform is not None and hasattr(transform, "freeze"):
+        transform.freeze()
+    returns, costs, lengths = [], [], []
+    with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
+        for _ in range(episodes):
+            rollout = env.rollout(max_steps, policy, break_when_any_done=True)
+            returns.append(rollout["next", "reward"].sum().item())
+            costs.append(rollout["next", "cost"].sum().item())
+            lengths.append(rollout.numel())
+    env.close()
+    out = {}
+    for name, values in (("return", returns), ("cost", costs), ("length", lengths)):
+        out[f"eval/{name}"] = float(np.mean(values))
+        out[f"eval/{name}_std"] = float(np.std(values))
+    return out
+
+
+def record_gif(
+    policy: Callable[[np.ndarray], np.ndarray],
+    make_gym_env: Callable[..., object],
+    path: str | os.PathLike,
+    max_steps: int = 1000,
+    seed: int = 0,
+    fps: int = 30,
+) -> Path | None:
+    """Render one deterministic episode to an animated GIF; returns ``None`` (and says why)
+    where MuJoCo cannot render (headless machines need ``MUJOCO_GL=egl`` or ``osmesa``)."""
+    from PIL import Image
+
+    try:
+        env = make_gym_env(render_mode="rgb_array")
+        obs, _ = env.reset(seed=seed)
+        frames = [env.render()]
+    except Exception as err:  # noqa: BLE001  (any GL failure means: no video here)
+        print(
+            f"video skipped: rendering failed ({type(err).__name__}: {err}); "
+            "on a headless machine set MUJOCO_GL=egl or MUJOCO_GL=osmesa"
+        )
+        return None
+    for _ in range(max_steps):
+        obs, _, terminated, truncated, _ = env.step(policy(obs))
+        frames.append(env.render())
+        if terminated or truncated:
+            break
+    env.close()
+    images = [Image.fromarray(f) for f in frames[::2]]
+    path = Path(path)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(2000 / fps), loop=0)
+    return path
+
+
+def numpy_policy(
+    policy_net: torch.nn.Module, normalize: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Deterministic ``obs -> action`` on NumPy arrays (for rendering a Gymnasium env)."""
+
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(obs, dtype=torch.float32)
+        if normalize is not None:
+            x = normalize(x)
+        loc, _ = policy_net(x)
+        return loc.numpy()
+
+    return act

@@ -1,0 +1,64 @@
+"""Gradient-manipulation strategies as composable TensorDict modules.
+
+Depends on torch and tensordict only. See ``docs/strategies.md`` for conventions and formulas.
+"""
+
+from gradmanip.strategies.base import (
+    MODE_BOTH,
+    MODE_COST_ONLY,
+    MODE_REWARD_ONLY,
+    Strategy,
+)
+from gradmanip.strategies.combine import (
+    Combiner,
+    PCGradCombiner,
+    ProjectionCombiner,
+    WeightedSumCombiner,
+)
+from gradmanip.strategies.lagrangian import Lagrangian, PIDLagrangian
+from gradmanip.strategies.mgda import MGDA, MGDACombiner
+from gradmanip.strategies.pcgrad import PCGrad
+from gradmanip.strategies.registry import (
+    available_strategies,
+    make_strategy,
+    register_strategy,
+    strategy_class,
+)
+from gradmanip.strategies.switching import HardSwitch, SoftSwitch
+from gradmanip.strategies.weighted_sum import RewardOnly, WeightedSum
+
+for _cls in (
+    SoftSwitch,
+    HardSwitch,
+    PCGrad,
+    Lagrangian,
+    PIDLagrangian,
+    WeightedSum,
+    RewardOnly,
+    MGDA,
+):
+    register_strategy(_cls)
+
+__all__ = [
+    "MODE_BOTH",
+    "MODE_COST_ONLY",
+    "MODE_REWARD_ONLY",
+    "Combiner",
+    "HardSwitch",
+    "Lagrangian",
+    "MGDA",
+    "MGDACombiner",
+    "PCGrad",
+    "PIDLagrangian",
+    "PCGradCombiner",
+    "ProjectionCombiner",
+    "RewardOnly",
+    "SoftSwitch",
+    "Strategy",
+    "WeightedSum",
+    "WeightedSumCombiner",
+    "available_strategies",
+    "make_strategy",
+    "register_strategy",
+    "strategy_class",
+]

@@ -1,0 +1,57 @@
+"""PCGrad on the reward and all cost directions (Yu et al. 2020)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from gradmanip.strategies.base import MODE_BOTH, Strategy
+from gradmanip.strategies.combine import PCGradCombiner
+from gradmanip.strategies.linear import (
+    Gram,
+    angle_diagnostics,
+    combine,
+    direction_gram,
+    mode_tensor,
+)
+
+
+class PCGrad(Strategy):
+    """PCGrad (Yu et al. 2020, "Gradient Surgery for Multi-Task Learning", Alg. 1) applied to
+    the 1 + K objectives, independent of J_c_hat.
+
+    Each direction is projected, in a random order of the others, onto the normal plane of every
+    original direction it conflicts with, and the results are summed. The order generator is seeded
+    with ``seed`` (state in ``state_dict()``; :meth:`reset` re-seeds). Supports any K.
+    """
+
+    name = "pcgrad"
+    diagnostic_names = ("mode", "cosine", "conflict")
+
+    def __init__(self, seed: int | None = 0) -> None:
+        super().__init__(num_constraints=None)
+        self.combiner = PCGradCombiner(seed)
+
+    def reset(self) -> None:
+        """Re-seed the order generator."""
+        self.combiner.reset()
+
+    def _aggregate(
+        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        coefficients, diagnostics = self._coefficients(g_r, g_c, episode_cost, None)
+        return combine(g_r, g_c, coefficients), diagnostics
+
+    def _coefficients(
+        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: Gram | None
+    ) -> tuple[list[float], dict[str, Tensor]]:
+        if gram is None:
+            gram = direction_gram(g_r, g_c)
+        coefficients = self.combiner.coefficients(gram)
+        diagnostics = {
+            "mode": mode_tensor(MODE_BOTH, g_r.device),
+            **angle_diagnostics(gram, g_r.device),
+        }
+        return coefficients, diagnostics
+
+    def _settings(self) -> dict[str, object]:
+        return {"seed": self.combiner.seed}

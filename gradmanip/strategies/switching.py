@@ -1,0 +1,231 @@
+"""Switching rules on J_c_hat: soft switching with slack (PCRPO) and hard switching (CRPO)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gradmanip.strategies.base import MODE_BOTH, MODE_COST_ONLY, MODE_REWARD_ONLY, Strategy
+from gradmanip.strategies.combine import (
+    Combiner,
+    ProjectionCombiner,
+    as_combiner,
+    fixed_order,
+    projection_matrix,
+)
+from gradmanip.strategies.linear import (
+    Gram,
+    angle_diagnostics,
+    combine,
+    direction_gram,
+    mode_tensor,
+)
+from gradmanip.strategies.settings import (
+    PerConstraint,
+    check_finite,
+    check_nonnegative,
+    constraint_count,
+    format_values,
+    per_constraint,
+)
+
+
+def _broadcast(values: Tensor, count: int) -> list[float]:
+    items = values.tolist()
+    return items * count if len(items) == 1 else items
+
+
+def _cost_limit(cost_limit: PerConstraint, count: int | None) -> Tensor:
+    limit = per_constraint(cost_limit, "cost_limit", count)
+    check_finite(limit, "cost_limit")
+    check_nonnegative(limit, "cost_limit", "a cost limit is a budget on a non-negative cost")
+    return limit
+
+
+class SoftSwitch(Strategy):
+    """PCRPO soft switching with slack (Gu et al. 2024, "Balance Reward and Safety Optimization
+    for Safe RL: A Perspective of Gradient Manipulation", Sec. 4, Alg. 1).
+
+    With cost limit b, upper slack h+ >= 0 and lower slack h- <= 0, from J_c_hat each epoch:
+
+    1. J_c_hat > b + h+  -> cost only:   update = g_c,
+    2. J_c_hat < b + h-  -> reward only: update = g_r,
+    3. otherwise         -> both: ``in_band`` combiner (default: projection on conflict,
+       x_r = x_c = 0.5, see :class:`ProjectionCombiner`).
+
+    Exactly on a band edge the rule is in band (strict inequalities, as in the paper). Infinite
+    slack is legal (h+ = inf: never cost only; h- = -inf: never reward only).
+
+    Slack annealing (optional, ``anneal_epochs=T``): each :meth:`update_state` multiplies both
+    slacks by (1 - 1/T), closing the band onto b. The current slack lives in buffers.
+
+    K > 1 constraints (one band per constraint): cost only if ANY constraint is above its band
+    (update = the violated constraints' directions, projected against each other on conflict and
+    averaged); reward only if ALL are below their bands; otherwise in band, where the combiner
+    sees all 1 + K directions. K is fixed when any per-constraint setting is a sequence.
+    """
+
+    name = "soft_switch"
+    diagnostic_names = ("mode", "cosine", "conflict")
+
+    def __init__(
+        self,
+        cost_limit: PerConstraint = 25.0,
+        upper_slack: PerConstraint = 0.0,
+        lower_slack: PerConstraint = 0.0,
+        in_band: Combiner | str | None = None,
+        anneal_epochs: int | None = None,
+    ) -> None:
+        count = constraint_count(
+            cost_limit=cost_limit, upper_slack=upper_slack, lower_slack=lower_slack
+        )
+        limit = _cost_limit(cost_limit, count)
+        upper = per_constraint(upper_slack, "upper_slack", count)
+        lower = per_constraint(lower_slack, "lower_slack", count)
+        if (upper < 0).any():
+            raise ValueError(
+                f"upper_slack (h+) must be >= 0, got {upper.tolist()}; the cost-only mode starts "
+                "above cost_limit + upper_slack (use float('inf') to never switch to cost only)"
+            )
+        if (lower > 0).any():
+            raise ValueError(
+                f"lower_slack (h-) must be <= 0, got {lower.tolist()}; the reward-only mode starts "
+                "below cost_limit + lower_slack (use float('-inf') to never switch to reward only)"
+            )
+        if anneal_epochs is not None and (
+            isinstance(anneal_epochs, bool)
+            or not isinstance(anneal_epochs, int)
+            or anneal_epochs < 1
+        ):
+            raise ValueError(f"anneal_epochs must be a positive int or None, got {anneal_epochs!r}")
+        combiner = ProjectionCombiner(0.5, 0.5) if in_band is None else as_combiner(in_band)
+        if combiner.num_constraints is not None:
+            if count is not None and combiner.num_constraints != count:
+                raise ValueError(
+                    f"in_band combiner is configured for {combiner.num_constraints} constraints "
+                    f"but the limits/slacks give {count}; use one value per constraint in both"
+                )
+            count = combiner.num_constraints
+        super().__init__(num_constraints=count)
+        self.in_band = combiner
+        self.anneal_epochs = anneal_epochs
+        self.register_buffer("cost_limit", limit, persistent=False)
+        self.register_buffer("initial_upper_slack", upper, persistent=False)
+        self.register_buffer("initial_lower_slack", lower, persistent=False)
+        self.register_buffer("upper_slack", upper.clone())
+        self.register_buffer("lower_slack", lower.clone())
+
+    def reset(self) -> None:
+        """Restore the initial (un-annealed) slack and restart a random in-band combiner."""
+        self.upper_slack.copy_(self.initial_upper_slack)
+        self.lower_slack.copy_(self.initial_lower_slack)
+        reset_combiner = getattr(self.in_band, "reset", None)
+        if callable(reset_combiner):
+            reset_combiner()
+
+    def _update_state(self, episode_cost: Tensor) -> None:
+        if self.anneal_epochs is None:
+            return
+        factor = 1.0 - 1.0 / self.anneal_epochs
+        for slack in (self.upper_slack, self.lower_slack):
+            if factor == 0:
+                slack.zero_()
+            else:
+                slack.mul_(factor)
+
+    def select_mode(self, episode_cost: Tensor) -> tuple[int, list[bool]]:
+        """Mode code and, per constraint, whether it is above its band."""
+        costs = episode_cost.tolist()
+        count = len(costs)
+        limits = _broadcast(self.cost_limit, count)
+        upper = _broadcast(self.upper_slack, count)
+        lower = _broadcast(self.lower_slack, count)
+        above = [c > b + h for c, b, h in zip(costs, limits, upper, strict=True)]
+        if any(above):
+            return MODE_COST_ONLY, above
+        below = all(c < b + h for c, b, h in zip(costs, limits, lower, strict=True))
+        return (MODE_REWARD_ONLY if below else MODE_BOTH), above
+
+    def _aggregate(
+        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        coefficients, diagnostics = self._coefficients(g_r, g_c, episode_cost, None)
+        return combine(g_r, g_c, coefficients), diagnostics
+
+    def _coefficients(
+        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: Gram | None
+    ) -> tuple[list[float], dict[str, Tensor]]:
+        if gram is None:
+            gram = direction_gram(g_r, g_c)
+        mode, above = self.select_mode(episode_cost)
+        size = len(gram)
+        if mode == MODE_COST_ONLY:
+            active = [False, *above]
+            matrix = projection_matrix(gram, fixed_order(size), active)
+            share = 1.0 / sum(above)
+            coefficients = [share * sum(row[k] for row in matrix) for k in range(size)]
+        elif mode == MODE_REWARD_ONLY:
+            coefficients = [1.0] + [0.0] * (size - 1)
+        else:
+            coefficients = self.in_band.coefficients(gram)
+        diagnostics = {"mode": mode_tensor(mode, g_r.device), **angle_diagnostics(gram, g_r.device)}
+        return coefficients, diagnostics
+
+    def _settings(self) -> dict[str, object]:
+        return {
+            "cost_limit": format_values(self.cost_limit),
+            "upper_slack": format_values(self.upper_slack),
+            "lower_slack": format_values(self.lower_slack),
+            "in_band": repr(self.in_band),
+            "anneal_epochs": self.anneal_epochs,
+        }
+
+
+class HardSwitch(Strategy):
+    """CRPO hard switching (Xu et al. 2021, "CRPO: A New Approach for Safe RL with Convergence
+    Guarantee", Alg. 1): ``update = g_r if J_c_hat <= b + tolerance else g_c``.
+
+    K > 1 constraints: if any constraint exceeds b_k + tolerance_k, follow the direction of the
+    most violated one (largest J_c_hat[k] - b_k - tolerance_k; ties -> lowest index), else g_r.
+    """
+
+    name = "hard_switch"
+    diagnostic_names = ("mode", "cosine", "conflict", "followed_constraint")
+
+    def __init__(self, cost_limit: PerConstraint = 25.0, tolerance: PerConstraint = 0.0) -> None:
+        count = constraint_count(cost_limit=cost_limit, tolerance=tolerance)
+        limit = _cost_limit(cost_limit, count)
+        tol = per_constraint(tolerance, "tolerance", count)
+        check_nonnegative(
+            tol, "tolerance", "the switch to g_c happens above cost_limit + tolerance"
+        )
+        super().__init__(num_constraints=count)
+        self.register_buffer("cost_limit", limit, persistent=False)
+        self.register_buffer("tolerance", tol, persistent=False)
+
+    def _aggregate(
+        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        gram = direction_gram(g_r, g_c)
+        costs = episode_cost.tolist()
+        count = len(costs)
+        limits = _broadcast(self.cost_limit, count)
+        tolerances = _broadcast(self.tolerance, count)
+        excess = [c - b - t for c, b, t in zip(costs, limits, tolerances, strict=True)]
+        worst = max(range(count), key=excess.__getitem__)
+        if excess[worst] > 0:
+            mode, update, followed = MODE_COST_ONLY, g_c[worst].clone(), worst
+        else:
+            mode, update, followed = MODE_REWARD_ONLY, g_r.clone(), -1
+        diagnostics = {
+            "mode": mode_tensor(mode, g_r.device),
+            **angle_diagnostics(gram, g_r.device),
+            "followed_constraint": torch.tensor(followed, dtype=torch.int64, device=g_r.device),
+        }
+        return update, diagnostics
+
+    def _settings(self) -> dict[str, object]:
+        return {
+            "cost_limit": format_values(self.cost_limit),
+            "tolerance": format_values(self.tolerance),
+        }

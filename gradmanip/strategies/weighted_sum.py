@@ -1,0 +1,80 @@
+"""Fixed-weight combinations: weighted sum and its special case, reward only."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gradmanip.strategies.base import MODE_BOTH, MODE_REWARD_ONLY, Strategy
+from gradmanip.strategies.combine import WeightedSumCombiner
+from gradmanip.strategies.linear import combine, mode_tensor
+from gradmanip.strategies.settings import PerConstraint
+
+
+class WeightedSum(Strategy):
+    """Fixed linear scalarisation: ``update = x_r g_r + sum_k x_c[k] g_c[k]``.
+
+    The weighted-sum baseline of multi-objective RL (e.g. the scalarised objective behind the
+    Lagrangian with a frozen multiplier). Weights must be >= 0; with ``require_sum_to_one`` (the
+    default) they must form a convex combination, x_r + sum_k x_c[k] = 1. A scalar ``cost_weight``
+    other than 0 then fixes K = 1; pass one weight per constraint for K > 1. Supports any K when
+    every cost weight is 0.
+    """
+
+    name = "weighted_sum"
+    diagnostic_names = ("mode", "reward_weight")
+
+    def __init__(
+        self,
+        reward_weight: float = 0.5,
+        cost_weight: PerConstraint = 0.5,
+        require_sum_to_one: bool = True,
+    ) -> None:
+        combiner = WeightedSumCombiner(reward_weight, cost_weight)
+        count = combiner.num_constraints
+        if count is None and combiner.cost_weight[0] != 0 and require_sum_to_one:
+            count = 1
+        if require_sum_to_one:
+            total = combiner.reward_weight + sum(combiner.cost_weight)
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(
+                    f"reward_weight + sum(cost_weight) must be 1, got {total:g}; rescale "
+                    "the weights or pass require_sum_to_one=False"
+                )
+        super().__init__(num_constraints=count)
+        self.combiner = combiner
+        self.require_sum_to_one = require_sum_to_one
+
+    def _aggregate(
+        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        coefficients, diagnostics = self._coefficients(g_r, g_c, episode_cost, None)
+        return combine(g_r, g_c, coefficients), diagnostics
+
+    def _coefficients(
+        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: list[list[float]] | None
+    ) -> tuple[list[float], dict[str, Tensor]]:
+        weights = self.combiner.weights(1 + g_c.shape[0])
+        mode = MODE_REWARD_ONLY if not any(weights[1:]) else MODE_BOTH
+        diagnostics = {
+            "mode": mode_tensor(mode, g_r.device),
+            "reward_weight": torch.tensor(weights[0], dtype=g_r.dtype, device=g_r.device),
+        }
+        return weights, diagnostics
+
+    def _settings(self) -> dict[str, object]:
+        settings = self.combiner._settings()
+        settings["require_sum_to_one"] = self.require_sum_to_one
+        return settings
+
+
+class RewardOnly(WeightedSum):
+    """Unconstrained baseline: ``update = g_r`` (weighted sum with x_r = 1, x_c = 0); any K."""
+
+    name = "reward_only"
+
+    def __init__(self) -> None:
+        super().__init__(reward_weight=1.0, cost_weight=0.0)
+
+    def _settings(self) -> dict[str, object]:
+        return {}

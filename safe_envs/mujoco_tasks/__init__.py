@@ -1,0 +1,1 @@
+"""The Safety-MuJoCo benchmark tasks (introduced with PCRPO), one task per module."""

@@ -1,0 +1,34 @@
+"""SafetyPusher-v5: reward = reward_dist + 0.5 reward_near, cost = w |a|^2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from safe_envs.bases import make_base
+from safe_envs.mujoco_tasks.task import SafetyMujocoTask, squared_norm
+from safe_envs.validation import check_real
+
+
+class SafetyPusher(SafetyMujocoTask):
+    """Pusher-v5 (Pusher-v4 does not run on mujoco >= 3).
+
+    reward = -|object - goal| - 0.5 |object - fingertip| (Pusher-v5's ``reward_dist +
+    reward_near``); cost_ctrl = ctrl_cost_weight (0.1) * |a|^2.
+    """
+
+    cost_terms = ("cost_ctrl",)
+
+    def __init__(self, ctrl_cost_weight: float = 0.1, render_mode: str | None = None) -> None:
+        self.ctrl_cost_weight = check_real("ctrl_cost_weight", ctrl_cost_weight, minimum=0.0)
+        super().__init__(make_base("Pusher", "v5", render_mode=render_mode))
+
+    def settings(self) -> dict[str, float]:
+        return {"ctrl_cost_weight": self.ctrl_cost_weight}
+
+    def reward_and_costs(
+        self, obs: np.ndarray, info: dict[str, Any], action: np.ndarray
+    ) -> tuple[float, dict[str, float]]:
+        reward = float(info["reward_dist"]) + float(info["reward_near"])
+        return reward, {"cost_ctrl": self.ctrl_cost_weight * squared_norm(action)}
