@@ -5,6 +5,12 @@ IMPROVEMENT directions. ``g_r = -grad(reward_loss)`` and ``g_c[k] = -grad(cost_l
 strategy returns an improvement direction ``update`` and the driver writes ``-update`` into
 ``p.grad`` so that any torch optimizer steps along ``update``.
 
+Hot path (:meth:`GradientDriver.step`): one backward pass per objective straight into the
+autograd engine, each gradient copied once into a row of a [1 + K, P] buffer; the non-finite check
+reads the Gram diagonal (a NaN/inf entry makes its squared norm non-finite); linear strategies
+(:attr:`~gradmanip.strategies.Strategy.is_linear`) return coefficients and ``-update`` is one
+matrix product written straight into the ``.grad`` buffer.
+
 Flat-vector helpers for natural-gradient code: :func:`flat_params`, :func:`set_flat_params`,
 :func:`unflatten` and :class:`ParameterLayout`.
 """
@@ -16,11 +22,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.autograd.graph
 from torch import Tensor, nn
+from torch.overrides import has_torch_function
 
 from gradmanip.strategies.base import Strategy
+from gradmanip.strategies.linear import DIAGONAL_RANGE, Gram
 
 _NONFINITE_POLICIES = ("raise", "skip")
+
+_engine_backward = getattr(torch.autograd.graph, "_engine_run_backward", None)
 
 
 class ParameterLayout:
@@ -110,7 +121,8 @@ class GradientDriver:
             ``StepResult.skipped``.
 
     ``.grad`` of each parameter is set to a view of one flat buffer and overwritten (not
-    accumulated) by :meth:`apply`.
+    accumulated) by :meth:`step` and :meth:`apply`; :meth:`directions` and skipped steps leave
+    ``.grad`` as it was.
     """
 
     def __init__(
@@ -124,12 +136,17 @@ class GradientDriver:
             )
         self.layout = ParameterLayout(p for p in params if p.requires_grad)
         self.params = self.layout.params
+        self._inputs = tuple(self.params)
+        # parameters overriding torch functions take the public autograd entry point
+        self._engine = None if has_torch_function(self._inputs) else _engine_backward
         self.strategy = strategy
         self.on_nonfinite = on_nonfinite
         self._directions: Tensor | None = None
         self._direction_rows: list[list[Tensor]] = []
         self._split: tuple[Tensor, Tensor] | None = None
         self._seeds: dict[tuple[torch.dtype, torch.device, torch.Size], Tensor] = {}
+        self._validated: tuple[object, ...] | None = None
+        self._largest = torch.finfo(self.layout.dtype).max
         self._grad_flat = torch.empty(
             self.layout.numel, dtype=self.layout.dtype, device=self.layout.device
         )
@@ -140,14 +157,14 @@ class GradientDriver:
         """Number of scalar parameters P."""
         return self.layout.numel
 
-    def _buffer(self, rows: int) -> tuple[Tensor, list[list[Tensor]]]:
+    def _buffer(self, rows: int) -> Tensor:
         if self._directions is None or self._directions.shape[0] != rows:
             self._directions = torch.empty(
                 rows, self.layout.numel, dtype=self.layout.dtype, device=self.layout.device
             )
             self._direction_rows = [self.layout.views(row) for row in self._directions]
             self._split = (self._directions[0], self._directions[1:])
-        return self._directions, self._direction_rows
+        return self._directions
 
     def directions(
         self,
@@ -159,28 +176,60 @@ class GradientDriver:
 
         ``cost_losses`` is one scalar loss, a sequence of K scalar losses or a [K] tensor. The
         graph is retained between objectives; ``retain_graph`` keeps it after the last one too.
-        The returned tensors are views of a buffer reused by the next call.
+        The returned tensors are views of a buffer reused by the next call; ``.grad`` is left as
+        it was.
         """
+        self._backward(self._checked_losses(reward_loss, cost_losses), retain_graph)
+        return self._split
+
+    def _checked_losses(
+        self, reward_loss: Tensor, cost_losses: Tensor | Sequence[Tensor]
+    ) -> list[Tensor]:
         losses = [reward_loss, *self._cost_loss_list(cost_losses)]
-        names = ["reward_loss"] + [f"cost_losses[{k}]" for k in range(len(losses) - 1)]
-        for name, loss in zip(names, losses, strict=True):
+        for index, loss in enumerate(losses):
             if not isinstance(loss, Tensor) or loss.numel() != 1:
+                name = "reward_loss" if index == 0 else f"cost_losses[{index - 1}]"
                 raise ValueError(f"{name} must be a scalar tensor, got {loss!r:.80}")
             if not loss.requires_grad:
+                name = "reward_loss" if index == 0 else f"cost_losses[{index - 1}]"
                 raise ValueError(f"{name} does not require grad; compute it from the parameters")
-        _, rows = self._buffer(len(losses))
+        return losses
+
+    def _backward(self, losses: list[Tensor], retain_graph: bool) -> None:
+        """Fill the direction buffer with -grad of each loss (backward seed -1)."""
+        self._buffer(len(losses))
+        params = self.params
         last = len(losses) - 1
         for index, loss in enumerate(losses):
-            grads = torch.autograd.grad(
-                loss,
-                self.params,
-                grad_outputs=self._seed(loss),
-                retain_graph=retain_graph or index < last,
-                allow_unused=True,
-                materialize_grads=True,
-            )
-            torch._foreach_copy_(rows[index], grads)
-        return self._split
+            keep = retain_graph or index < last
+            if self._engine is not None and type(loss) is Tensor:
+                # the engine call behind torch.autograd.grad, minus its per-call Python argument
+                # normalisation (the seed is built to match the loss; the inputs are fixed)
+                grads = self._engine(
+                    (loss,), (self._seed(loss),), keep, False, self._inputs, True, False
+                )
+            else:
+                grads = torch.autograd.grad(
+                    loss,
+                    params,
+                    grad_outputs=self._seed(loss),
+                    retain_graph=keep,
+                    allow_unused=True,
+                )
+            rows = self._direction_rows[index]
+            if any(grad is None for grad in grads):  # unused parameters: zero direction
+                for row, grad in zip(rows, grads, strict=True):
+                    if grad is None:
+                        row.zero_()
+                    else:
+                        row.copy_(grad)
+            else:
+                torch._foreach_copy_(rows, grads)
+
+    def _set_grads(self, grads: Sequence[Tensor | None]) -> None:
+        for param, grad in zip(self.params, grads, strict=True):
+            if param.grad is not grad:
+                param.grad = grad
 
     def _seed(self, loss: Tensor) -> Tensor:
         """Backward seed -1 (negated gradients at no extra cost), cached per dtype/device/shape."""
@@ -209,29 +258,85 @@ class GradientDriver:
         cost_losses: Tensor | Sequence[Tensor],
         episode_cost: Tensor,
     ) -> StepResult:
-        """directions -> strategy.aggregate -> write ``-update`` into ``.grad``.
+        """directions -> strategy -> write ``-update`` into ``.grad``.
 
         ``episode_cost`` is J_c_hat, [K] (a scalar is read as K = 1). A NaN or infinity in a
         direction or in the update raises FloatingPointError naming it, or with
         ``on_nonfinite="skip"`` returns ``StepResult(skipped=True)`` with ``.grad`` untouched.
         """
-        g_r, g_c = self.directions(reward_loss, cost_losses)
-        # One sum per row detects NaN/inf cheaply; only a non-finite sum (which may also be an
-        # overflow of finite entries) triggers the exact element-wise inspection.
-        if not all(math.isfinite(total) for total in self._directions.sum(dim=1).tolist()):
-            names = self._nonfinite_objectives()
-            if names:
-                return self._nonfinite(names, g_r, g_c, {})
-        episode_cost = torch.as_tensor(episode_cost, device=g_r.device)
+        self._backward(self._checked_losses(reward_loss, cost_losses), retain_graph=False)
+        result = self._update_into_grad(episode_cost)
+        if not result.skipped:
+            self._set_grads(self._grad_views)
+        return result
+
+    def _update_into_grad(self, episode_cost: Tensor) -> StepResult:
+        """Strategy on the filled direction buffer; ``-update`` into the grad buffer if finite."""
+        matrix = self._directions
+        g_r, g_c = self._split
+        gram: Gram | None = torch.mm(matrix, matrix.T).tolist()
+        diagonal = [row[index] for index, row in enumerate(gram)]
+        low, high = DIAGONAL_RANGE
+        if not all(low <= value <= high for value in diagonal):
+            # a NaN/inf entry makes its squared norm non-finite (so does overflow of finite
+            # entries: only then are the rows inspected element-wise)
+            if not all(math.isfinite(value) for value in diagonal):
+                names = self._nonfinite_objectives()
+                if names:
+                    return self._nonfinite(names, g_r, g_c, {})
+            gram = None  # extreme scales: the strategy computes a rescaled Gram
+        episode_cost = self._episode_cost(episode_cost, g_r)
+        strategy = self.strategy
+        if not strategy.is_linear:
+            update, diagnostics = strategy.aggregate(g_r, g_c, episode_cost)
+            if not math.isfinite(float(update.sum())) and not bool(torch.isfinite(update).all()):
+                return self._nonfinite(["update"], g_r, g_c, diagnostics)
+            torch.neg(update.detach().to(self._grad_flat.dtype), out=self._grad_flat)
+            return StepResult(update, diagnostics, g_r, g_c)
+        # inputs are checked once per strategy, K and episode-cost layout (the rest of the
+        # directions' layout is fixed by the driver)
+        signature = (
+            id(strategy),
+            matrix.shape[0],
+            episode_cost.shape,
+            episode_cost.dtype,
+            episode_cost.device,
+        )
+        coefficients, diagnostics = strategy.coefficients(
+            g_r, g_c, episode_cost, gram, validate=signature != self._validated
+        )
+        self._validated = signature
+        negated = torch.tensor(
+            [[-c for c in coefficients]], dtype=matrix.dtype, device=matrix.device
+        )
+        # |update_i| <= sum_k |c_k| max_k |d_k,i| <= sum_k |c_k| sqrt(max diag): finite if small
+        bound = sum(abs(c) for c in coefficients) * math.sqrt(max(diagonal)) if gram else math.inf
+        if not bound < 0.5 * self._largest:
+            candidate = torch.mm(negated, matrix)
+            if not bool(torch.isfinite(candidate).all()):
+                return self._nonfinite(["update"], g_r, g_c, diagnostics)
+            self._grad_flat.copy_(candidate.view(-1))
+        else:
+            # -update straight into the .grad buffer: one pass over the directions
+            torch.mm(negated, matrix, out=self._grad_flat.view(1, -1))
+        return StepResult(torch.neg(self._grad_flat), diagnostics, g_r, g_c)
+
+    @staticmethod
+    def _episode_cost(episode_cost: Tensor, like: Tensor) -> Tensor:
+        """J_c_hat as a float [K] tensor on the directions' device (a scalar is K = 1)."""
+        if (
+            isinstance(episode_cost, Tensor)
+            and episode_cost.ndim == 1
+            and episode_cost.is_floating_point()
+            and episode_cost.device == like.device
+        ):
+            return episode_cost
+        episode_cost = torch.as_tensor(episode_cost, device=like.device)
         if episode_cost.ndim == 0:
             episode_cost = episode_cost.reshape(1)
         if not episode_cost.is_floating_point():
-            episode_cost = episode_cost.to(g_r.dtype)
-        update, diagnostics = self.strategy.aggregate(g_r, g_c, episode_cost)
-        if not math.isfinite(float(update.sum())) and not bool(torch.isfinite(update).all()):
-            return self._nonfinite(["update"], g_r, g_c, diagnostics)
-        self.apply(update)
-        return StepResult(update, diagnostics, g_r, g_c)
+            episode_cost = episode_cost.to(like.dtype)
+        return episode_cost
 
     def _nonfinite(
         self, names: list[str], g_r: Tensor, g_c: Tensor, diagnostics: dict[str, Tensor]
@@ -257,9 +362,7 @@ class GradientDriver:
                 f"update must have shape [{self.layout.numel}], got {tuple(update.shape)}"
             )
         torch.neg(update.detach().to(self._grad_flat.dtype), out=self._grad_flat)
-        for param, view in zip(self.params, self._grad_views, strict=True):
-            if param.grad is not view:
-                param.grad = view
+        self._set_grads(self._grad_views)
 
     def __repr__(self) -> str:
         return (

@@ -43,7 +43,6 @@ from safe_envs.obs_norm import RunningObsNorm, merge_statistics
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """Run (or resume) one training run in ``run_dir``; returns the final summary."""
-    strategy_name = cfg.get("strategy_name") or HydraConfig.get().runtime.choices.strategy
 
     # 0. Check every setting before any work starts.
     def build_strategy():
@@ -71,6 +70,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         safe_envs.make_env,
         cfg.env.id,
         num_envs=cfg.envs_per_worker,
+        seed=cfg.seed,
         normalize_obs=cfg.normalize_obs,
         **task_kwargs,
     )
@@ -82,6 +82,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         obs_dim, action_dim, cfg.hidden, cfg.init_log_std, seed=cfg.seed
     )
     strategy = build_strategy()
+    strategy_name = getattr(strategy, "strategy", strategy).name
     algo = build_algo(strategy, actor_critic)
     advantages = SafeAdvantages(
         actor_critic.reward_critic,

@@ -248,3 +248,122 @@ def test_huge_finite_directions_are_not_mistaken_for_nonfinite():
     result = driver.step(reward_loss, cost_loss, torch.tensor([0.0]))
     assert not result.skipped
     torch.testing.assert_close(weight.grad, torch.full((4,), -3e38))
+
+
+def test_directions_leave_existing_grads_untouched():
+    net, x = _network(), torch.randn(16, 3)
+    for param in net.parameters():
+        param.grad = torch.full_like(param, 7.0)
+    before = [param.grad for param in net.parameters()]
+    driver = GradientDriver(net.parameters(), make_strategy("reward_only"))
+    driver.directions(*_losses(net, x))
+    for param, grad in zip(net.parameters(), before, strict=True):
+        assert param.grad is grad and (grad == 7.0).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "episode_cost"),
+    [
+        ("soft_switch", {"cost_limit": 1.0}, [1.0, 1.0]),  # in band: projection on conflict
+        ("soft_switch", {"cost_limit": 1.0}, [5.0, 0.0]),  # cost only
+        ("soft_switch", {"cost_limit": 1.0}, [0.0, 0.0]),  # reward only
+        ("pcgrad", {}, [0.0, 0.0]),
+        ("lagrangian", {"multiplier_init": [0.5, 2.0]}, [0.0, 0.0]),
+        ("weighted_sum", {"reward_weight": 0.2, "cost_weight": [0.3, 0.5]}, [0.0, 0.0]),
+        ("hard_switch", {"cost_limit": 1.0}, [5.0, 0.0]),  # not linear: aggregate path
+    ],
+)
+def test_step_matches_the_strategy_aggregate(name, settings, episode_cost):
+    net, x = _network(2), torch.randn(16, 3)
+    driver = GradientDriver(net.parameters(), make_strategy(name, **settings))
+    g_r, g_c = (t.clone() for t in driver.directions(*_losses(net, x)))
+    cost = torch.tensor(episode_cost)
+    expected, expected_diagnostics = make_strategy(name, **settings).aggregate(g_r, g_c, cost)
+    result = driver.step(*_losses(net, x), episode_cost=cost)
+    assert driver.strategy.is_linear == (name != "hard_switch")
+    torch.testing.assert_close(result.update, expected)
+    assert result.diagnostics.keys() == expected_diagnostics.keys()
+    for key, value in expected_diagnostics.items():
+        torch.testing.assert_close(result.diagnostics[key], value)
+    written = torch.cat([p.grad.reshape(-1) for p in net.parameters()])
+    assert torch.equal(written, -result.update)
+    assert result.update.data_ptr() != driver._grad_flat.data_ptr()  # caller owns the update
+
+
+def test_coefficients_reproduce_aggregate():
+    from gradmanip.strategies.linear import combine
+
+    torch.manual_seed(3)
+    g_r, g_c = torch.randn(9, dtype=torch.float64), torch.randn(2, 9, dtype=torch.float64)
+    cost = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    strategy = make_strategy("soft_switch", cost_limit=1.0)
+    coefficients, diagnostics = strategy.coefficients(g_r, g_c, cost)
+    update, expected = strategy.aggregate(g_r, g_c, cost)
+    torch.testing.assert_close(combine(g_r, g_c, coefficients), update)
+    assert diagnostics.keys() == expected.keys()
+    with pytest.raises(ValueError, match="cost_direction"):
+        strategy.coefficients(g_r, g_c[:, :3], cost)
+    with pytest.raises(TypeError, match="not a linear strategy"):
+        make_strategy("hard_switch").coefficients(g_r, g_c, cost)
+
+
+class _InfiniteCoefficients:
+    """Mixin: a linear strategy whose coefficients overflow the update."""
+
+    def _coefficients(self, g_r, g_c, episode_cost, gram):
+        return [float("inf")] + [0.0] * g_c.shape[0], {}
+
+
+@pytest.mark.parametrize("on_nonfinite", ["raise", "skip"])
+def test_nonfinite_linear_update_leaves_grad_untouched(on_nonfinite):
+    from gradmanip.strategies.weighted_sum import RewardOnly
+
+    class Overflowing(_InfiniteCoefficients, RewardOnly):
+        pass
+
+    net, x = _network(), torch.randn(4, 3)
+    good = GradientDriver(net.parameters(), make_strategy("reward_only"))
+    good.step(*_losses(net, x), episode_cost=torch.tensor([0.0, 0.0]))
+    before = [p.grad.clone() for p in net.parameters()]
+    driver = GradientDriver(net.parameters(), Overflowing(), on_nonfinite=on_nonfinite)
+    if on_nonfinite == "raise":
+        with pytest.raises(FloatingPointError, match="update"):
+            driver.step(*_losses(net, x), episode_cost=torch.tensor([0.0, 0.0]))
+    else:
+        result = driver.step(*_losses(net, x), episode_cost=torch.tensor([0.0, 0.0]))
+        assert result.skipped and result.nonfinite == ["update"]
+    for param, grad in zip(net.parameters(), before, strict=True):
+        assert torch.equal(param.grad, grad)
+
+
+def test_tiny_directions_use_a_rescaled_gram():
+    weight = nn.Parameter(torch.ones(3, dtype=torch.float64))
+    driver = GradientDriver([weight], make_strategy("soft_switch", cost_limit=1.0))
+    reward_loss = -(weight * torch.tensor([1e-170, 0.0, 0.0], dtype=torch.float64)).sum()
+    cost_loss = (weight * torch.tensor([1e-170, 1e-170, 0.0], dtype=torch.float64)).sum()
+    result = driver.step(reward_loss, cost_loss, torch.tensor([1.0]))
+    g_r = torch.tensor([1e-170, 0.0, 0.0], dtype=torch.float64)
+    g_c = -torch.tensor([1e-170, 1e-170, 0.0], dtype=torch.float64)
+    # conflict (cosine -1/sqrt(2)) although every squared norm underflows to 0
+    assert bool(result.diagnostics["conflict"][0])
+    expected = 0.5 * (g_r - (-0.5) * g_c) + 0.5 * (g_c - (-1.0) * g_r)
+    torch.testing.assert_close(result.update, expected, rtol=1e-6, atol=0)
+
+
+def test_episode_cost_is_checked_when_the_number_of_constraints_changes():
+    net, x = _network(), torch.randn(8, 3)
+    driver = GradientDriver(net.parameters(), make_strategy("soft_switch", cost_limit=1.0))
+    driver.step(*_losses(net, x), episode_cost=torch.tensor([1.0, 1.0]))
+    reward_loss, cost_losses = _losses(net, x)
+    with pytest.raises(ValueError, match="episode_cost"):
+        driver.step(reward_loss, cost_losses[0], episode_cost=torch.tensor([1.0, 1.0]))
+
+
+def test_public_autograd_fallback_gives_the_same_directions():
+    net, x = _network(), torch.randn(16, 3)
+    fast = GradientDriver(net.parameters(), make_strategy("reward_only"))
+    public = GradientDriver(net.parameters(), make_strategy("reward_only"))
+    public._engine = None  # as for parameters that override torch functions
+    expected = [t.clone() for t in fast.directions(*_losses(net, x))]
+    for got, want in zip(public.directions(*_losses(net, x)), expected, strict=True):
+        assert torch.equal(got, want)

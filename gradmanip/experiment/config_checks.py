@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 
@@ -37,6 +38,9 @@ def _get(cfg: DictConfig, field: str) -> Any:
 def _wrap(field: str, build: Callable[[], Any]) -> Any:
     try:
         return build()
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise ConfigError(f"{field}: {cause}") from None
     except (ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"{field}: {err}") from None
 

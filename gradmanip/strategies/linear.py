@@ -19,7 +19,7 @@ Gram = list[list[float]]
 
 # A Gram diagonal outside this range means overflow (inf/nan) or entries so small that their
 # squares underflow; the directions are then rescaled by a common factor before the product.
-_DIAGONAL_RANGE = (1e-30, 1e30)
+_DIAGONAL_RANGE = DIAGONAL_RANGE = (1e-30, 1e30)
 
 
 def stacked(g_r: Tensor, g_c: Tensor) -> Tensor | None:
@@ -101,8 +101,12 @@ def conflicts(gram: Gram) -> list[bool]:
 
 def angle_diagnostics(gram: Gram, device: torch.device) -> dict[str, Tensor]:
     """``cosine`` [K] (float64) and ``conflict`` [K] (bool) between g_r and each g_c[k]."""
-    cosine = torch.tensor(cosines(gram), dtype=torch.float64, device=device)
-    return {"cosine": cosine, "conflict": cosine < 0}  # same sign as g_r . g_c[k]
+    values = cosines(gram)
+    return {
+        "cosine": torch.tensor(values, dtype=torch.float64, device=device),
+        # same sign as g_r . g_c[k]; built from the floats (one tensor creation, no kernel)
+        "conflict": torch.tensor([value < 0 for value in values], device=device),
+    }
 
 
 def mode_tensor(mode: int, device: torch.device) -> Tensor:

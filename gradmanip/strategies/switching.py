@@ -136,15 +136,27 @@ class SoftSwitch(Strategy):
     def select_mode(self, episode_cost: Tensor) -> tuple[int, list[bool]]:
         """Mode code and, per constraint, whether it is above its band."""
         costs = episode_cost.tolist()
-        count = len(costs)
-        limits = _broadcast(self.cost_limit, count)
-        upper = _broadcast(self.upper_slack, count)
-        lower = _broadcast(self.lower_slack, count)
-        above = [c > b + h for c, b, h in zip(costs, limits, upper, strict=True)]
+        upper_edge, lower_edge = self._band_edges(len(costs))
+        above = [c > edge for c, edge in zip(costs, upper_edge, strict=True)]
         if any(above):
             return MODE_COST_ONLY, above
-        below = all(c < b + h for c, b, h in zip(costs, limits, lower, strict=True))
+        below = all(c < edge for c, edge in zip(costs, lower_edge, strict=True))
         return (MODE_REWARD_ONLY if below else MODE_BOTH), above
+
+    def _band_edges(self, count: int) -> tuple[list[float], list[float]]:
+        """(b + h+, b + h-) per constraint as floats, recomputed only when a buffer changed
+        (in-place updates bump ``_version``; replaced buffers change ``data_ptr``)."""
+        buffers = (self.cost_limit, self.upper_slack, self.lower_slack)
+        key = (count, *((b._version, b.data_ptr()) for b in buffers))
+        cached = self.__dict__.get("_edges_cache")
+        if cached is None or cached[0] != key:
+            limits, upper, lower = (_broadcast(b, count) for b in buffers)
+            edges = (
+                [b + h for b, h in zip(limits, upper, strict=True)],
+                [b + h for b, h in zip(limits, lower, strict=True)],
+            )
+            cached = self.__dict__["_edges_cache"] = (key, edges)
+        return cached[1]
 
     def _aggregate(
         self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor

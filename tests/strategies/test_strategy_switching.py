@@ -48,8 +48,9 @@ def test_in_band_projection_never_hurts_either_objective(pair):
     assert update @ g_r >= -tolerance
     assert update @ g_c[0] >= -tolerance
     dot = float(g_r @ g_c[0])
-    if dot < 0:  # update . g_r = x_r |g_r|^2 sin^2(theta)
-        sin2 = 1 - dot**2 / float(g_r @ g_r * (g_c[0] @ g_c[0]))
+    norms2 = float(g_r @ g_r * (g_c[0] @ g_c[0]))
+    if dot < 0 and norms2 > 0:  # update . g_r = x_r |g_r|^2 sin^2(theta)
+        sin2 = 1 - dot**2 / norms2
         expected = 0.5 * float(g_r @ g_r) * sin2
         assert math.isclose(float(update @ g_r), expected, rel_tol=1e-6, abs_tol=tolerance)
 
