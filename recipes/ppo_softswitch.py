@@ -35,7 +35,7 @@ from gradmanip.experiment.progress import Progress
 from gradmanip.experiment.stop_signals import StopRequest
 from gradmanip.models import make_actor_critic
 from gradmanip.reporting import MetricsFile, plot_run, read_metrics, write_run_info
-from gradmanip.strategies.delayed import DelayedSafety
+from gradmanip.strategies import DelayedSafety
 from gradmanip.trainer import Trainer
 from safe_envs import task_entry
 from safe_envs.obs_norm import RunningObsNorm, merge_statistics
@@ -217,7 +217,10 @@ def pooled_obs_statistics(collector) -> dict:
 
 @hydra.main(config_path="config", config_name="ppo_softswitch", version_base=None)
 def main(cfg: DictConfig) -> None:
-    train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    # Imported by module name so that sweep launchers (joblib, Ray) send it by reference.
+    from ppo_softswitch import train as train_run
+
+    train_run(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Usage::
 
-    gradmanip-compare multirun/2026-11-25/12-00-00 --out results/
-    python -m gradmanip.reporting.compare RUN_DIR [RUN_DIR ...] --out results/
+    gradmanip-compare multirun/2026-11-25_12-00-00 --out results/
+    python -m gradmanip.reporting RUN_DIR [RUN_DIR ...] --out results/
 
 Every directory given is searched for run directories (those holding ``run.json`` and
 ``metrics.csv``). Runs are grouped by (env, algo, strategy); seeds are the spread. For each run,
@@ -39,6 +39,7 @@ COLUMNS = [
     "algo",
     "strategy",
     "seeds",
+    "runs",
     "reward_mean",
     "reward_std",
     "cost_mean",
@@ -96,7 +97,8 @@ def summarise(run_dirs: Sequence[Path], final_fraction: float = 0.1) -> list[dic
                 "env": env,
                 "algo": algo,
                 "strategy": strategy,
-                "seeds": len(runs),
+                "seeds": len({info.get("seed") for info, _ in runs}),
+                "runs": len(runs),
                 "reward_mean": float(np.mean(rewards)),
                 "reward_std": float(np.std(rewards)),
                 "cost_mean": float(np.mean(costs)),
@@ -194,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     table = compare_runs(args.paths, args.out, args.final_fraction)
     print(to_markdown(table), end="")
-    print(f"wrote {args.out}/comparison.md, comparison.csv, comparison.png")
+    out = Path(args.out)
+    print(f"wrote {out / 'comparison.md'}, {out / 'comparison.csv'}, {out / 'comparison.png'}")
 
 
 if __name__ == "__main__":

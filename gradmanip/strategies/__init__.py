@@ -15,6 +15,7 @@ from gradmanip.strategies.combine import (
     ProjectionCombiner,
     WeightedSumCombiner,
 )
+from gradmanip.strategies.delayed import DelayedSafety
 from gradmanip.strategies.lagrangian import Lagrangian, PIDLagrangian
 from gradmanip.strategies.mgda import MGDA, MGDACombiner
 from gradmanip.strategies.pcgrad import PCGrad
@@ -44,6 +45,7 @@ __all__ = [
     "MODE_COST_ONLY",
     "MODE_REWARD_ONLY",
     "Combiner",
+    "DelayedSafety",
     "HardSwitch",
     "Lagrangian",
     "MGDA",

@@ -102,13 +102,18 @@ def conflicts(gram: Gram) -> list[bool]:
 def angle_diagnostics(gram: Gram, device: torch.device) -> dict[str, Tensor]:
     """``cosine`` [K] (float64) and ``conflict`` [K] (bool) between g_r and each g_c[k]."""
     values = cosines(gram)
+    if len(values) == 1:  # the common K = 1: torch.full is the cheapest constructor
+        return {
+            "cosine": torch.full((1,), values[0], dtype=torch.float64, device=device),
+            "conflict": torch.full((1,), values[0] < 0, dtype=torch.bool, device=device),
+        }
     return {
         "cosine": torch.tensor(values, dtype=torch.float64, device=device),
-        # same sign as g_r . g_c[k]; built from the floats (one tensor creation, no kernel)
+        # same sign as g_r . g_c[k]; built from the floats (a tensor creation, no kernel)
         "conflict": torch.tensor([value < 0 for value in values], device=device),
     }
 
 
 def mode_tensor(mode: int, device: torch.device) -> Tensor:
     """Mode code as an int64 scalar tensor (0 both, 1 reward only, 2 cost only)."""
-    return torch.tensor(mode, dtype=torch.int64, device=device)
+    return torch.scalar_tensor(mode, dtype=torch.int64, device=device)
