@@ -287,7 +287,7 @@ class GradientDriver:
             gram = None  # extreme scales: the strategy computes a rescaled Gram
         episode_cost = self._episode_cost(episode_cost, g_r)
         strategy = self.strategy
-        if not strategy.is_linear:
+        if not getattr(strategy, "is_linear", False):  # generic path: any aggregate()
             update, diagnostics = strategy.aggregate(g_r, g_c, episode_cost)
             if not math.isfinite(float(update.sum())) and not bool(torch.isfinite(update).all()):
                 return self._nonfinite(["update"], g_r, g_c, diagnostics)
