@@ -64,6 +64,7 @@ def test_every_code_file_is_shown_on_exactly_one_page():
             )
 
 
+@pytest.mark.slow
 def test_01_own_loop(tmp_path):
     lines = epoch_lines(run_tutorial("01_own_loop.py", tmp_path))
     assert [int(m.group(1)) for m in lines] == [1, 2, 3]
@@ -85,6 +86,7 @@ def test_02_custom_strategy(tmp_path):
     assert "ForgetfulSwitch fails check_strategy: state_dict round trip" in out
 
 
+@pytest.mark.slow
 def test_03_custom_env(tmp_path):
     out = run_tutorial("03_custom_env.py", tmp_path)
     assert "registered: True" in out
@@ -97,6 +99,7 @@ def test_03_custom_env(tmp_path):
         assert m.group(5) in MODES
 
 
+@pytest.mark.slow
 def test_04_pcrpo_paper(tmp_path):
     out = run_tutorial("04_pcrpo_paper.sh", tmp_path)
     run = tmp_path / "runs" / "SafetyPointVelocity-v0" / "seed0"
@@ -126,6 +129,7 @@ def check_comparison(out_dir: Path, strategies: set[str], seeds: int) -> None:
     assert (out_dir / "comparison.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_05_sweep_compare(tmp_path):
     run_tutorial("05_sweep_compare.sh", tmp_path)
     runs = sorted((tmp_path / "runs" / "sweep").rglob("run.json"))
@@ -135,6 +139,7 @@ def test_05_sweep_compare(tmp_path):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("ray") is None,
     reason="ray is not installed (pip install 'ray[default]' to run the Ray tutorial)",
