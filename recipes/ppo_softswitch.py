@@ -131,6 +131,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         print(f"resumed {run_dir} at epoch {trainer.epoch} ({trainer.frames} steps)")
     elif cfg.resume:
         print(f"resume: no checkpoint in {checkpoints} yet, starting from the beginning")
+        logger.truncate_after(0)
 
     # 3. Train: one policy iteration per epoch until the budget is spent or a stop is asked.
     progress = Progress(cfg.total_steps, initial=trainer.frames, enabled=cfg.progress)
@@ -144,7 +145,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
                     f"environment steps): {err}. The last good checkpoint in {checkpoints} is "
                     "intact."
                 ) from err
-            metrics = {"epoch": trainer.epoch, "env_steps": trainer.frames, **metrics}
+            counters = {"epoch": trainer.epoch, "env_steps": trainer.frames}
+            metrics = counters | {k: v for k, v in metrics.items() if k not in counters}
             logger.log(metrics)
             progress.update(metrics)
             if trainer.epoch % cfg.checkpoint_every == 0:

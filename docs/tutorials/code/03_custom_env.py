@@ -78,7 +78,7 @@ print("rollout cost:", tuple(rollout["next", "cost"].shape), rollout["next", "co
 # 3. Train with the project's parts: PPO + PCRPO soft switching, driven by the Trainer.
 torch.set_num_threads(1)
 torch.manual_seed(0)
-make_env = functools.partial(safe_envs.make_env, "HazardLine-v0", normalize_obs=True)
+make_env = functools.partial(safe_envs.make_env, "HazardLine-v0", seed=0, normalize_obs=True)
 nets = make_actor_critic(obs_dim=1, action_dim=1, seed=0)
 cost_limit = safe_envs.default_cost_limit("HazardLine-v0")
 strategy = make_strategy("soft_switch", cost_limit=cost_limit, upper_slack=1.0, lower_slack=-1.0)
