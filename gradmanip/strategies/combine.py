@@ -46,7 +46,7 @@ def random_order(num_directions: int, generator: torch.Generator) -> Order:
 
 
 def projection_matrix(gram: Gram, order: Order, active: Sequence[bool] | None = None) -> Gram:
-    """Coefficient matrix A (M x M) of the conflict-projected directions ``d_i' = sum_k A[i][k] d_k``.
+    """Coefficient matrix A (M x M) of the projected directions ``d_i' = sum_k A[i][k] d_k``.
 
     For each direction i and each other direction j in ``order[i]``: if the current d_i' conflicts
     with the ORIGINAL d_j (d_i' . d_j < 0), project d_i' onto the normal plane of d_j:
