@@ -5,7 +5,8 @@
 2. PPO-Lagrangian on SafetyHopperVelocity-v1 with the common configuration (64x64 MLPs, 2,000
    steps per epoch, 40 update iterations, minibatch 64, one env, KL early stopping off):
    environment steps per second including updates (peer: ~190; target >= 1,000), with the time
-   split between collection, advantages and updates.
+   split between collection, advantages and updates. Run twice, side by side: with TorchRL's
+   collector (``make_collector``) and with :class:`gradmanip.lean_collect.LeanCollector`.
 
 With ``--benchmark-disable`` the work is scaled down so the suite runs in seconds.
 """
@@ -14,6 +15,8 @@ import functools
 import math
 import time
 
+import gymnasium
+import pytest
 import torch
 from tensordict import TensorDict
 
@@ -22,6 +25,7 @@ from gradmanip.advantages import SafeAdvantages
 from gradmanip.algos import PPO
 from gradmanip.algos.ppo import gaussian_log_prob
 from gradmanip.collect import GaussianPolicy, make_collector
+from gradmanip.lean_collect import LeanCollector, make_lean_collector
 from gradmanip.models import make_actor_critic
 from gradmanip.strategies import make_strategy
 from gradmanip.trainer import Trainer
@@ -89,14 +93,30 @@ def test_update_cost_soft_switch_vs_reward_only(benchmark):
     assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("loss"))
 
 
-def hopper_trainer(frames: int, iterations: int):
+def seeded_hopper(seed: int = 0) -> gymnasium.Env:
+    """The Gymnasium task seeded at construction, as ``safe_envs.make_env(seed=...)`` does."""
+    env = gymnasium.make(HOPPER)
+    env.reset(seed=seed)
+    return env
+
+
+def hopper_trainer(frames: int, iterations: int, backend: str = "torchrl"):
     actor_critic = make_actor_critic(11, 3, seed=0)
-    collector = make_collector(
-        functools.partial(safe_envs.make_env, HOPPER, seed=0, normalize_obs=True),
-        GaussianPolicy(actor_critic.policy_net),
-        frames_per_batch=frames,
-        seed=0,
-    )
+    if backend == "lean":
+        collector = make_lean_collector(
+            seeded_hopper,
+            actor_critic.policy_net,
+            frames_per_batch=frames,
+            seed=0,
+            obs_norm=safe_envs.RunningObsNorm((11,)),
+        )
+    else:
+        collector = make_collector(
+            functools.partial(safe_envs.make_env, HOPPER, seed=0, normalize_obs=True),
+            GaussianPolicy(actor_critic.policy_net),
+            frames_per_batch=frames,
+            seed=0,
+        )
     algo = PPO(
         actor_critic,
         make_strategy("lagrangian", cost_limit=25.0),
@@ -110,10 +130,13 @@ def hopper_trainer(frames: int, iterations: int):
     return Trainer(collector, algo, actor_critic, advantages), collector
 
 
-def test_end_to_end_ppo_lagrangian_hopper(benchmark):
+@pytest.mark.parametrize("backend", ["torchrl", "lean"])
+def test_end_to_end_ppo_lagrangian_hopper(benchmark, backend):
+    torch.set_num_threads(1)
     quick = benchmark.disabled
     frames, iterations = (256, 2) if quick else (2000, 40)
-    trainer, collector = hopper_trainer(frames, iterations)
+    trainer, collector = hopper_trainer(frames, iterations, backend)
+    assert isinstance(collector, LeanCollector) == (backend == "lean")
     trainer.run_epoch()  # warm-up (first reset, allocations)
     epochs = []
     cpu_start = time.process_time()
@@ -121,18 +144,25 @@ def test_end_to_end_ppo_lagrangian_hopper(benchmark):
         lambda: epochs.append(trainer.run_epoch()), rounds=1 if quick else 3, iterations=1
     )
     cpu_seconds = time.process_time() - cpu_start
+    stats = collector.state_dict()["env_state_dict"]
+    assert int(stats["count"]) >= frames * (1 + len(epochs))  # every step observation seen
     collector.shutdown()
     total = sum(m["time/epoch"] for m in epochs)
     split = {
         part: sum(m[f"time/{part}"] for m in epochs) / total
         for part in ("collect", "advantages", "update")
     }
+    benchmark.extra_info["collector"] = backend
     benchmark.extra_info["env_steps_per_second"] = round(frames * len(epochs) / total, 1)
     # CPU time of this process (collection is in-process): robust to a busy shared machine
     benchmark.extra_info["env_steps_per_cpu_second"] = round(frames * len(epochs) / cpu_seconds, 1)
     benchmark.extra_info["peer_steps_per_second"] = 190
     benchmark.extra_info["target_steps_per_second"] = 1000
     benchmark.extra_info["time_split"] = {k: round(v, 3) for k, v in split.items()}
+    benchmark.extra_info["seconds_per_epoch"] = {
+        part: round(sum(m[f"time/{part}"] for m in epochs) / len(epochs), 3)
+        for part in ("collect", "advantages", "update", "epoch")
+    }
     last = epochs[-1]
     assert last["minibatch_steps"] == iterations * math.ceil(frames / 64)
     assert math.isfinite(last["loss/reward"]) and math.isfinite(last["loss/cost_value"])

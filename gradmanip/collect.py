@@ -82,7 +82,10 @@ def make_collector(
         num_workers: ``1`` steps in this process (:class:`~torchrl.collectors.Collector`);
             ``> 1`` runs that many processes with :class:`~torchrl.collectors.MultiSyncCollector`
             (each builds its own env; ``frames_per_batch`` must divide evenly).
-        seed: seeds the environments (worker ``i`` gets ``seed + i``).
+        seed: seeds the environments (worker ``i`` gets ``seed + i``). The collector resets its
+            environments once when it is built, before this seed applies: for repeatable runs
+            let ``env_fn`` seed them too (e.g. ``make_env(..., seed=seed)``), so observation
+            statistics start from the same first observation.
         reset_each_epoch: start every batch with fresh episodes (partial episodes are cut as
             truncated). With :class:`gradmanip.trainer.Trainer`'s ``seed`` this makes every epoch
             a function of (seed, epoch) and the run exactly resumable from a checkpoint.

@@ -17,6 +17,7 @@ import json
 import math
 from pathlib import Path
 
+import gymnasium
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -33,6 +34,7 @@ from gradmanip.experiment.evaluate import evaluate, numpy_policy, record_gif
 from gradmanip.experiment.loggers import RunLogger
 from gradmanip.experiment.progress import Progress
 from gradmanip.experiment.stop_signals import StopRequest
+from gradmanip.lean_collect import make_lean_collector
 from gradmanip.models import make_actor_critic
 from gradmanip.reporting import MetricsFile, plot_run, read_metrics, write_run_info
 from gradmanip.strategies import DelayedSafety
@@ -95,14 +97,25 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         cost_normalization=cfg.advantage_normalization,
     )
     # Every epoch starts fresh episodes from a reset seeded by (seed, epoch): exactly resumable.
-    collector = make_collector(
-        make_env,
-        GaussianPolicy(actor_critic.policy_net),
-        frames_per_batch=cfg.steps_per_epoch,
-        num_workers=cfg.num_workers,
-        seed=cfg.seed,
-        reset_each_epoch=True,
-    )
+    single_env = cfg.num_workers == 1 and cfg.envs_per_worker == 1
+    if cfg.collector == "lean" or (cfg.collector == "auto" and single_env):
+        collector = make_lean_collector(
+            functools.partial(seeded_task, cfg.env.id, cfg.seed, task_kwargs),
+            actor_critic.policy_net,
+            frames_per_batch=cfg.steps_per_epoch,
+            seed=cfg.seed,
+            reset_each_epoch=True,
+            obs_norm=RunningObsNorm((obs_dim,)) if cfg.normalize_obs else None,
+        )
+    else:
+        collector = make_collector(
+            make_env,
+            GaussianPolicy(actor_critic.policy_net),
+            frames_per_batch=cfg.steps_per_epoch,
+            num_workers=cfg.num_workers,
+            seed=cfg.seed,
+            reset_each_epoch=True,
+        )
     episodes = EpisodeTracker(carry_over=False)
     trainer = Trainer(collector, algo, actor_critic, advantages, episodes, seed=cfg.seed)
 
@@ -185,8 +198,6 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             evaluate(policy, eval_env, cfg.eval_episodes, episode_steps, obs_norm_state=obs_stats)
         )
     if cfg.video:
-        import gymnasium
-
         normalize = None
         if obs_stats is not None:
             normalize = RunningObsNorm((obs_dim,))
@@ -208,6 +219,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         print(f"  {key:24s} {shown}")
     print(f"  run directory            {run_dir}  (curves.png, metrics.csv)")
     return summary
+
+
+def seeded_task(env_id: str, seed: int, task_kwargs: dict) -> gymnasium.Env:
+    """The Gymnasium task, reset once with ``seed`` (as ``safe_envs.make_env(seed=...)``)."""
+    env = gymnasium.make(env_id, **task_kwargs)
+    env.reset(seed=seed)
+    return env
 
 
 def pooled_obs_statistics(collector) -> dict:

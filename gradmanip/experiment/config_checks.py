@@ -71,6 +71,14 @@ def check_run_config(
             f"steps_per_epoch ({per_epoch}) must be a multiple of num_workers x "
             f"envs_per_worker ({workers} x {copies})"
         )
+    collector = _get(cfg, "collector")
+    if collector not in ("auto", "lean", "torchrl"):
+        raise ConfigError(f"collector must be one of auto, lean, torchrl; got {collector!r}")
+    if collector == "lean" and workers * copies != 1:
+        raise ConfigError(
+            "collector=lean steps one environment in this process: set "
+            "num_workers=1 and envs_per_worker=1, or use collector=torchrl"
+        )
     _int_at_least(cfg, "checkpoint_every", 1)
     _int_at_least(cfg, "eval_episodes", 0)
     _int_at_least(cfg, "torch_threads", 1)

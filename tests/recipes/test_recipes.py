@@ -69,8 +69,11 @@ def same(a: list[dict], b: list[dict]) -> bool:
     )
 
 
-def test_main_recipe_writes_every_output(tmp_path):
-    out = finish(run_recipe("ppo_softswitch.py", tmp_path, "total_steps=1500"))
+@pytest.mark.parametrize("collector", ["auto", "torchrl"])
+def test_main_recipe_writes_every_output(tmp_path, collector):
+    out = finish(
+        run_recipe("ppo_softswitch.py", tmp_path, "total_steps=1500", f"collector={collector}")
+    )
     rows = read_metrics(tmp_path)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert [r["env_steps"] for r in rows] == [500, 1000, 1500]
@@ -168,10 +171,12 @@ def test_existing_run_directory_needs_resume(tmp_path):
         ("algo.base.lr=-1", "algo.base: .*lr"),
         ("algo.gamma=1.5", r"algo.gamma must lie in \[0, 1\]"),
         ("seed=-1", "seed must be an integer >= 0"),
+        ("collector=fast", "collector must be one of auto, lean, torchrl"),
+        ("collector=lean num_workers=2", "collector=lean steps one environment"),
     ],
 )
 def test_bad_settings_fail_before_training(tmp_path, override, message):
-    cfg = compose_cfg(override)
+    cfg = compose_cfg(*override.split())
     with pytest.raises(ConfigError, match=message):
         ppo_softswitch.train(cfg, tmp_path)
     assert not (tmp_path / "metrics.csv").exists()
