@@ -74,6 +74,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         num_envs=cfg.envs_per_worker,
         seed=cfg.seed,
         normalize_obs=cfg.normalize_obs,
+        obs_clip=cfg.obs_clip,
         **task_kwargs,
     )
     probe = make_env()
@@ -105,7 +106,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             frames_per_batch=cfg.steps_per_epoch,
             seed=cfg.seed,
             reset_each_epoch=True,
-            obs_norm=RunningObsNorm((obs_dim,)) if cfg.normalize_obs else None,
+            obs_norm=RunningObsNorm((obs_dim,), clip=cfg.obs_clip) if cfg.normalize_obs else None,
         )
     else:
         collector = make_collector(
@@ -190,6 +191,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             safe_envs.make_env,
             cfg.env.id,
             normalize_obs=cfg.normalize_obs,
+            obs_clip=cfg.obs_clip,
             seed=cfg.seed + 10_000,
             **task_kwargs,
         )
@@ -200,7 +202,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     if cfg.video:
         normalize = None
         if obs_stats is not None:
-            normalize = RunningObsNorm((obs_dim,))
+            normalize = RunningObsNorm((obs_dim,), clip=cfg.obs_clip)
             normalize.load_state_dict(obs_stats)
         gif = record_gif(
             numpy_policy(actor_critic.policy_net, normalize.normalize if normalize else None),

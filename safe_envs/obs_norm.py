@@ -106,5 +106,9 @@ def merge_statistics(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, 
         return {k: v.clone() for k, v in states[0].items()}
     mean = sum(s["count"] * s["mean"] for s in states) / count
     sum_sq_dev = sum(s["sum_sq_dev"] + s["count"] * (s["mean"] - mean) ** 2 for s in states)
-    return {"count": count, "mean": mean, "sum_sq_dev": sum_sq_dev,
-            "std": (sum_sq_dev / count).sqrt()}
+    return {
+        "count": count,
+        "mean": mean,
+        "sum_sq_dev": sum_sq_dev,
+        "std": (sum_sq_dev / count).sqrt(),
+    }

@@ -106,6 +106,7 @@ def make_env(
     seed: int | None = None,
     *,
     normalize_obs: bool = False,
+    obs_clip: float = 5.0,
     parallel: bool = False,
     device: str | torch.device = "cpu",
     **task_kwargs: Any,
@@ -122,6 +123,7 @@ def make_env(
         seed: base seed (``None``: unseeded).
         normalize_obs: return ``TransformedEnv(base, RunningObsNorm(...))`` (clip 5); reach
             the normaliser with ``env.transform`` to save, load or freeze its statistics.
+        obs_clip: bound of the normalised observations (the paper clips at 5).
         parallel: use worker processes for ``num_envs > 1``.
         device: device of the TorchRL tensors.
         **task_kwargs: task parameters (e.g. ``velocity_threshold``, ``goal_velocity``,
@@ -146,5 +148,5 @@ def make_env(
         batched = ParallelEnv if parallel else SerialEnv
         base = batched(num_envs, factories, device=device)
     if normalize_obs:
-        return TransformedEnv(base, RunningObsNorm(shape=(obs_size,)))
+        return TransformedEnv(base, RunningObsNorm(shape=(obs_size,), clip=obs_clip))
     return base

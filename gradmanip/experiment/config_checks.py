@@ -79,6 +79,9 @@ def check_run_config(
             "collector=lean steps one environment in this process: set "
             "num_workers=1 and envs_per_worker=1, or use collector=torchrl"
         )
+    clip = _get(cfg, "obs_clip")
+    if not isinstance(clip, int | float) or not clip > 0:
+        raise ConfigError(f"obs_clip must be a number > 0, got {clip!r}")
     _int_at_least(cfg, "checkpoint_every", 1)
     _int_at_least(cfg, "eval_episodes", 0)
     _int_at_least(cfg, "torch_threads", 1)

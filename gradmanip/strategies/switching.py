@@ -9,6 +9,7 @@ from gradmanip.strategies.base import MODE_BOTH, MODE_COST_ONLY, MODE_REWARD_ONL
 from gradmanip.strategies.combine import (
     Combiner,
     ProjectionCombiner,
+    WeightedSumCombiner,
     as_combiner,
     fixed_order,
     projection_matrix,
@@ -51,7 +52,8 @@ class SoftSwitch(Strategy):
     1. J_c_hat > b + h+  -> cost only:   update = g_c,
     2. J_c_hat < b + h-  -> reward only: update = g_r,
     3. otherwise         -> both: ``in_band`` combiner (default: projection on conflict,
-       x_r = x_c = 0.5, see :class:`ProjectionCombiner`).
+       x_r = x_c = 0.5, see :class:`ProjectionCombiner`). ``reward_weight`` and ``cost_weight``
+       set x_r and x_c of the ``"projection"`` and ``"weighted_sum"`` combiners by name.
 
     Exactly on a band edge the rule is in band (strict inequalities, as in the paper). Infinite
     slack is legal (h+ = inf: never cost only; h- = -inf: never reward only).
@@ -75,6 +77,8 @@ class SoftSwitch(Strategy):
         lower_slack: PerConstraint = 0.0,
         in_band: Combiner | str | None = None,
         anneal_epochs: int | None = None,
+        reward_weight: float | None = None,
+        cost_weight: PerConstraint | None = None,
     ) -> None:
         count = constraint_count(
             cost_limit=cost_limit, upper_slack=upper_slack, lower_slack=lower_slack
@@ -98,7 +102,7 @@ class SoftSwitch(Strategy):
             or anneal_epochs < 1
         ):
             raise ValueError(f"anneal_epochs must be a positive int or None, got {anneal_epochs!r}")
-        combiner = ProjectionCombiner(0.5, 0.5) if in_band is None else as_combiner(in_band)
+        combiner = _in_band_combiner(in_band, reward_weight, cost_weight)
         if combiner.num_constraints is not None:
             if count is not None and combiner.num_constraints != count:
                 raise ValueError(
@@ -241,3 +245,24 @@ class HardSwitch(Strategy):
             "cost_limit": format_values(self.cost_limit),
             "tolerance": format_values(self.tolerance),
         }
+
+
+def _in_band_combiner(
+    in_band: Combiner | str | None, reward_weight: float | None, cost_weight: PerConstraint | None
+) -> Combiner:
+    """The in-band combiner; ``reward_weight``/``cost_weight`` (x_r, x_c) configure the weighted
+    ones by name (``projection``, the default, and ``weighted_sum``)."""
+    weighted = {"projection": ProjectionCombiner, "weighted_sum": WeightedSumCombiner}
+    weights_given = reward_weight is not None or cost_weight is not None
+    name = "projection" if in_band is None else in_band
+    if isinstance(name, str) and name in weighted:
+        x_r = 0.5 if reward_weight is None else reward_weight
+        x_c = 0.5 if cost_weight is None else cost_weight
+        return weighted[name](x_r, x_c)
+    if weights_given:
+        raise ValueError(
+            f"reward_weight/cost_weight set the weights of the 'projection' and 'weighted_sum' "
+            f"in-band combiners, but in_band={in_band!r}: set the weights on the combiner itself "
+            "or drop them"
+        )
+    return as_combiner(in_band)

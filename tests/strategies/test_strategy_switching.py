@@ -219,3 +219,15 @@ def test_reprs_show_settings():
         "in_band=ProjectionCombiner(reward_weight=0.5, cost_weight=0.5), anneal_epochs=3)"
     )
     assert repr(HardSwitch(2.0, 0.5)) == "HardSwitch(cost_limit=2, tolerance=0.5)"
+
+
+def test_in_band_weights_by_name():
+    g_r = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    g_c = torch.tensor([[0.0, 1.0]], dtype=torch.float64)  # no conflict: plain weighted sum
+    band = _cost(5.0)
+    for in_band in ("projection", "weighted_sum"):
+        strategy = SoftSwitch(cost_limit=5.0, in_band=in_band, reward_weight=0.7, cost_weight=0.3)
+        update, _ = strategy.aggregate(g_r, g_c, band)
+        assert torch.allclose(update, torch.tensor([0.7, 0.3], dtype=torch.float64))
+    with pytest.raises(ValueError, match="reward_weight/cost_weight"):
+        SoftSwitch(in_band="mgda", reward_weight=0.7)
