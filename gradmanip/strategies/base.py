@@ -24,6 +24,8 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
 from torch import Tensor
 
+from gradmanip.strategies.linear import combine
+
 MODE_BOTH = 0
 MODE_REWARD_ONLY = 1
 MODE_COST_ONLY = 2
@@ -177,12 +179,16 @@ class Strategy(TensorDictModuleBase):
     def _aggregate(
         self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        raise NotImplementedError(f"{type(self).__name__} must implement _aggregate")
+        """The update; linear strategies get it from their coefficients, others override this."""
+        if not self.is_linear:
+            raise NotImplementedError(f"{type(self).__name__} must implement _aggregate")
+        coefficients, diagnostics = self._coefficients(g_r, g_c, episode_cost, None)
+        return combine(g_r, g_c, coefficients), diagnostics
 
     def _coefficients(
         self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: list[list[float]] | None
     ) -> tuple[list[float], dict[str, Tensor]]:
-        """Linear strategies implement this (and :meth:`_aggregate` as ``combine`` of it)."""
+        """Linear strategies implement this; :meth:`_aggregate` then combines with it."""
         raise NotImplementedError(f"{type(self).__name__} has no coefficient fast path")
 
     def _update_state(self, episode_cost: Tensor) -> None:

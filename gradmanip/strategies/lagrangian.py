@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from gradmanip.strategies.base import MODE_BOTH, MODE_REWARD_ONLY, Strategy
-from gradmanip.strategies.linear import combine, mode_tensor
+from gradmanip.strategies.linear import mode_tensor
 from gradmanip.strategies.settings import (
     PerConstraint,
     check_finite,
@@ -51,12 +51,6 @@ class _MultiplierStrategy(Strategy):
 
     diagnostic_names = ("mode", "lagrange_multiplier", "reward_weight")
     multiplier: Tensor
-
-    def _aggregate(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        coefficients, diagnostics = self._coefficients(g_r, g_c, episode_cost, None)
-        return combine(g_r, g_c, coefficients), diagnostics
 
     def _coefficients(
         self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: list[list[float]] | None

@@ -12,7 +12,6 @@ from gradmanip.strategies.combine import Combiner
 from gradmanip.strategies.linear import (
     Gram,
     angle_diagnostics,
-    combine,
     direction_gram,
     mode_tensor,
 )
@@ -92,12 +91,6 @@ class MGDA(Strategy):
     def __init__(self, iterations: int = 100) -> None:
         super().__init__(num_constraints=None)
         self.combiner = MGDACombiner(iterations)
-
-    def _aggregate(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        coefficients, diagnostics = self._coefficients(g_r, g_c, episode_cost, None)
-        return combine(g_r, g_c, coefficients), diagnostics
 
     def _coefficients(
         self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: Gram | None

@@ -9,7 +9,6 @@ from gradmanip.strategies.combine import PCGradCombiner
 from gradmanip.strategies.linear import (
     Gram,
     angle_diagnostics,
-    combine,
     direction_gram,
     mode_tensor,
 )
@@ -34,12 +33,6 @@ class PCGrad(Strategy):
     def reset(self) -> None:
         """Re-seed the order generator."""
         self.combiner.reset()
-
-    def _aggregate(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        coefficients, diagnostics = self._coefficients(g_r, g_c, episode_cost, None)
-        return combine(g_r, g_c, coefficients), diagnostics
 
     def _coefficients(
         self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: Gram | None

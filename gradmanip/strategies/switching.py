@@ -17,7 +17,6 @@ from gradmanip.strategies.combine import (
 from gradmanip.strategies.linear import (
     Gram,
     angle_diagnostics,
-    combine,
     direction_gram,
     mode_tensor,
 )
@@ -161,12 +160,6 @@ class SoftSwitch(Strategy):
             )
             cached = self.__dict__["_edges_cache"] = (key, edges)
         return cached[1]
-
-    def _aggregate(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        coefficients, diagnostics = self._coefficients(g_r, g_c, episode_cost, None)
-        return combine(g_r, g_c, coefficients), diagnostics
 
     def _coefficients(
         self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: Gram | None

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from gradmanip.strategies.base import MODE_BOTH, MODE_REWARD_ONLY, Strategy
 from gradmanip.strategies.combine import WeightedSumCombiner
-from gradmanip.strategies.linear import combine, mode_tensor
+from gradmanip.strategies.linear import mode_tensor
 from gradmanip.strategies.settings import PerConstraint
 
 
@@ -44,12 +44,6 @@ class WeightedSum(Strategy):
         super().__init__(num_constraints=count)
         self.combiner = combiner
         self.require_sum_to_one = require_sum_to_one
-
-    def _aggregate(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        coefficients, diagnostics = self._coefficients(g_r, g_c, episode_cost, None)
-        return combine(g_r, g_c, coefficients), diagnostics
 
     def _coefficients(
         self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: list[list[float]] | None
