@@ -174,20 +174,50 @@ class GaussianPolicyGradients:
 class CriticGradients:
     """Mean-squared-error gradients of value MLPs written into flat ``.grad`` views.
 
-    Every critic's ``.grad`` is a view of one flat buffer (:attr:`flat_grad`), so the joint
-    gradient norm is one reduction and a single optimizer step updates all critics.
+    Every critic's ``.grad`` is a view of one flat buffer (:attr:`flat_grad`, laid out layer by
+    layer with the critics side by side), so the joint gradient norm is one reduction and a
+    single optimizer step updates all critics. Critics of equal layer sizes (the default
+    models) run as one batch: weights stacked ``[C, out, in]``, one ``baddbmm`` per layer
+    forward and two ``bmm`` per layer backward, gradients written straight into the buffer.
     """
 
     def __init__(self, critics: list[nn.Module]) -> None:
         self.backprops = [TanhMLPBackprop(critic) for critic in critics]
         self.params = [p for critic in critics for p in critic.parameters()]
+        shapes = {tuple(p.shape for p in critic.parameters()) for critic in critics}
+        self.batched = len(shapes) == 1
         self.flat_grad = torch.zeros(sum(p.numel() for p in self.params))
-        offset = 0
-        self.views = []
-        for p in self.params:
-            self.views.append(self.flat_grad[offset : offset + p.numel()].view_as(p))
-            offset += p.numel()
+        count = len(critics)
+        if self.batched:
+            # per layer: the C weights' gradients [C, out, in], then the C biases' [C, out]
+            self._weight_grads: list[Tensor] = []
+            self._bias_grads: list[Tensor] = []
+            offset = 0
+            for layer in self.backprops[0].linears:
+                out_features, in_features = layer.weight.shape
+                size = count * out_features * in_features
+                weights = self.flat_grad[offset : offset + size]
+                self._weight_grads.append(weights.view(count, out_features, in_features))
+                offset += size
+                biases = self.flat_grad[offset : offset + count * out_features]
+                self._bias_grads.append(biases.view(count, out_features))
+                offset += count * out_features
+            self.views = [
+                grads[index]
+                for index in range(count)
+                for pair in zip(self._weight_grads, self._bias_grads, strict=True)
+                for grads in pair
+            ]
+        else:
+            offset = 0
+            self.views = []
+            for p in self.params:
+                self.views.append(self.flat_grad[offset : offset + p.numel()].view_as(p))
+                offset += p.numel()
         self.attach()
+
+    def __repr__(self) -> str:
+        return f"CriticGradients(critics={self.backprops}, batched={self.batched})"
 
     def attach(self) -> None:
         """(Re)point every parameter's ``.grad`` at its view of :attr:`flat_grad`."""
@@ -203,6 +233,9 @@ class CriticGradients:
     def compute(self, obs: Tensor, targets: list[Tensor]) -> Tensor:
         """Write d/dtheta of ``mean((V_i(obs) - target_i)^2)`` for every critic; return the
         losses ``[num_critics]``."""
+        self.attach()
+        if self.batched:
+            return self._compute_batched(obs, targets)
         grads: list[Tensor] = []
         losses = []
         for backprop, target in zip(self.backprops, targets, strict=True):
@@ -211,6 +244,28 @@ class CriticGradients:
             losses.append(error.square().mean())
             grad_out = (2.0 / error.numel()) * error
             grads.extend(g.squeeze(0) for g in backprop.backward(inputs, grad_out.unsqueeze(0)))
-        self.attach()
         torch._foreach_copy_(self.views, grads)
         return torch.stack(losses)
+
+    def _compute_batched(self, obs: Tensor, targets: list[Tensor]) -> Tensor:
+        layers = list(zip(*(backprop.linears for backprop in self.backprops), strict=True))
+        count, last = len(self.backprops), len(layers) - 1
+        weights = [torch.stack([layer.weight for layer in group]) for group in layers]
+        h = obs.expand(count, *obs.shape)
+        inputs = []
+        for index, (group, weight) in enumerate(zip(layers, weights, strict=True)):
+            inputs.append(h)
+            bias = torch.stack([layer.bias for layer in group]).unsqueeze(1)
+            h = torch.baddbmm(bias, h, weight.transpose(1, 2))
+            if index < last:
+                h = h.tanh()
+        error = h - torch.stack(targets)  # [C, B, 1]
+        losses = error.square().mean((1, 2))
+        delta = error.mul_(2.0 / (error.shape[1] * error.shape[2]))
+        for index in range(last, -1, -1):
+            h = inputs[index]
+            torch.sum(delta, 1, out=self._bias_grads[index])
+            torch.bmm(delta.transpose(1, 2), h, out=self._weight_grads[index])
+            if index > 0:
+                delta = torch.bmm(delta, weights[index]).mul_(1.0 - h.square())
+        return losses

@@ -18,7 +18,11 @@ the diagonal Gaussian come straight from ``(loc, scale)``, a minibatch is one ga
 ``[N, D]`` tensor with one ``randperm`` per pass. With tanh-MLP networks (the default models) the
 per-objective policy gradients and the critics' gradients come from hand-written backpropagation
 (:mod:`gradmanip.algos.mlp_backprop`, checked against autograd in the tests), which avoids the
-autograd engine's per-call overhead; other networks take the driver's autograd path.
+autograd engine's per-call overhead; other networks take the driver's autograd path. On that lean
+path a linear strategy is applied through its coefficients and the directions' Gram matrix
+(whose diagonal is also the finiteness check: non-finite directions never reach the
+parameters), and actor and critics take one fused Adam kernel call per minibatch
+(:class:`FusedAdamSteps`, state kept in the two optimizers).
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 
+from gradmanip.algos.fused_adam import FusedAdamSteps
 from gradmanip.algos.mlp_backprop import CriticGradients, GaussianPolicyGradients
 from gradmanip.directions import GradientDriver
 from gradmanip.models import ActorCritic
 from gradmanip.strategies.base import Strategy
+from gradmanip.strategies.linear import DIAGONAL_RANGE
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _PACKED_KEYS = (
@@ -177,6 +183,21 @@ class PPO:
             self.critic_gradients = CriticGradients([self.reward_value_net, self.cost_value_net])
         self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=self.lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic_params, lr=self.critic_lr, fused=True)
+        if self.lean:
+            # -update of the actor (views of one flat buffer, in the driver's parameter order)
+            self.actor_grad = torch.zeros(self.policy_gradients.numel)
+            self.actor_grad_views = [
+                chunk.view_as(p)
+                for chunk, p in zip(
+                    self.actor_grad.split(self.policy_gradients.sizes),
+                    self.driver.params,
+                    strict=True,
+                )
+            ]
+            self.adam_steps = FusedAdamSteps([self.actor_optimizer, self.critic_optimizer])
+            self._strategy_validated = False
+            self._linear_strategy = getattr(strategy, "is_linear", False)
+            self._largest_safe = 0.5 * torch.finfo(self.actor_grad.dtype).max
         if generator is None:
             generator = torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
         self.generator = generator
@@ -244,13 +265,6 @@ class PPO:
         return gaussian_kl(old_loc, old_scale, loc, scale.expand_as(loc)).mean().item()
 
     def _critic_step(self, obs: Tensor, value_target: Tensor, cost_target: Tensor) -> Tensor:
-        if self.lean:
-            losses = self.critic_gradients.compute(obs, [value_target, cost_target])
-            if self.max_grad_norm is not None:
-                flat = self.critic_gradients.flat_grad
-                flat.mul_((self.max_grad_norm / (flat.norm() + 1e-6)).clamp_(max=1.0))
-            self.critic_optimizer.step()
-            return losses
         value_loss = (self.reward_value_net(obs) - value_target).square().mean()
         cost_value_loss = (self.cost_value_net(obs) - cost_target).square().mean()
         loss = value_loss + cost_value_loss
@@ -270,8 +284,6 @@ class PPO:
         episode_cost: Tensor,
     ) -> tuple[Tensor, dict[str, Tensor], bool]:
         """One policy step; ``advantages [B, 1 + K]``: reward column, then the costs."""
-        if self.lean:
-            return self._actor_step_lean(obs, action, old_log_prob, advantages, episode_cost)
         loc, scale = self.policy_net(obs)
         log_prob = gaussian_log_prob(action, loc, scale)
         ratio = (log_prob - old_log_prob).exp()
@@ -300,29 +312,97 @@ class PPO:
         advantages: Tensor,
         episode_cost: Tensor,
     ) -> tuple[Tensor, dict[str, Tensor], bool]:
+        """Write ``-update`` (clipped) into :attr:`actor_grad`; no optimizer step here.
+
+        Linear strategies take the coefficient path: one Gram matrix of the directions (whose
+        diagonal also tells whether every direction is finite) and one matrix product writing
+        ``-update`` into the buffer; the update is clipped only when its norm bound
+        ``sum_k |c_k| |d_k|`` may exceed ``max_grad_norm``.
+        """
         grads, losses = self.policy_gradients.loss_gradients(
             obs, action, old_log_prob, advantages, self.clip_epsilon, self.entropy_coef
         )
         directions = grads.neg_()  # improvement directions: g = -grad(loss)
-        update, diagnostics = self.strategy.aggregate(directions[0], directions[1:], episode_cost)
-        finite = (
-            torch.isfinite(directions).all()
-            & torch.isfinite(update).all()
-            & torch.isfinite(losses).all()
-        )
-        if not bool(finite):
-            if self.driver.on_nonfinite == "raise":
-                raise FloatingPointError(
-                    "non-finite policy direction or update: parameters were not updated; check "
-                    "the advantages (or use on_nonfinite='skip')"
-                )
-            return losses, diagnostics, True
-        self.driver.apply(update)
-        if self.max_grad_norm is not None:
-            coef = (self.max_grad_norm / (update.norm() + 1e-6)).clamp_(max=1.0)
-            torch._foreach_mul_([p.grad for p in self.driver.params], coef)
-        self.actor_optimizer.step()
+        g_r, g_c = directions[0], directions[1:]
+        rows = directions.shape[0]
+        checks = torch.cat((torch.mm(directions, directions.T).view(-1), losses)).tolist()
+        diagonal = checks[: rows * rows : rows + 1]
+        # a NaN/inf entry makes its squared norm non-finite (an inf loss has inf directions)
+        if not math.isfinite(sum(checks)):
+            names = ["reward"] + [f"cost[{k}]" for k in range(rows - 1)]
+            nonfinite = [
+                name for name, v in zip(names, diagonal, strict=True) if not math.isfinite(v)
+            ]
+            nonfinite += [
+                f"{name} loss"
+                for name, value in zip(names, checks[rows * rows :], strict=True)
+                if not math.isfinite(value)
+            ]
+            return self._nonfinite_actor(nonfinite or ["Gram matrix"], losses, {})
+        low, high = DIAGONAL_RANGE
+        strategy = self.strategy
+        if self._linear_strategy and all(low <= v <= high for v in diagonal):
+            gram = [checks[row * rows : (row + 1) * rows] for row in range(rows)]
+            coefficients, diagnostics = strategy.coefficients(
+                g_r, g_c, episode_cost, gram, validate=not self._strategy_validated
+            )
+            self._strategy_validated = True
+            # |update| <= sum_k |c_k| |d_k| (also bounds every entry: finite when small)
+            bound = sum(abs(c) * math.sqrt(d) for c, d in zip(coefficients, diagonal, strict=True))
+            negated = torch.tensor([[-c for c in coefficients]], dtype=directions.dtype)
+            torch.mm(negated, directions, out=self.actor_grad.view(1, -1))
+            if not bound < self._largest_safe and not bool(torch.isfinite(self.actor_grad).all()):
+                return self._nonfinite_actor(["update"], losses, diagnostics)
+            exact_norm = (
+                self.max_grad_norm is not None
+                and not bound * (1.0 + 1e-4) + 1e-6 <= self.max_grad_norm
+            )
+        else:
+            update, diagnostics = strategy.aggregate(g_r, g_c, episode_cost)
+            if not bool(torch.isfinite(update).all()):
+                return self._nonfinite_actor(["update"], losses, diagnostics)
+            torch.neg(update, out=self.actor_grad)
+            exact_norm = self.max_grad_norm is not None
+        if exact_norm:
+            self._clip(self.actor_grad)
         return losses, diagnostics, False
+
+    def _clip(self, flat: Tensor) -> None:
+        """Scale ``flat`` by ``min(1, max_grad_norm / (|flat| + 1e-6))`` (no-op when <= 1)."""
+        norm = float(flat.norm()) + 1e-6
+        if norm > self.max_grad_norm:
+            flat.mul_(self.max_grad_norm / norm)
+
+    def _nonfinite_actor(
+        self, names: list[str], losses: Tensor, diagnostics: dict[str, Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor], bool]:
+        if self.driver.on_nonfinite == "raise":
+            raise FloatingPointError(
+                f"non-finite values in the policy {', '.join(names)}: parameters were not "
+                "updated; check the advantages (or use on_nonfinite='skip')"
+            )
+        return losses, diagnostics, True
+
+    def _lean_step(
+        self,
+        obs: Tensor,
+        action: Tensor,
+        old_log_prob: Tensor,
+        advantages: Tensor,
+        episode_cost: Tensor,
+        value_target: Tensor,
+        cost_target: Tensor,
+    ) -> tuple[Tensor, dict[str, Tensor], bool, Tensor]:
+        """Actor and critic gradients by hand, then one fused Adam step of both."""
+        losses, diagnostics, skipped = self._actor_step_lean(
+            obs, action, old_log_prob, advantages, episode_cost
+        )
+        critic_gradients = self.critic_gradients
+        critic_losses = critic_gradients.compute(obs, [value_target, cost_target])
+        if self.max_grad_norm is not None:
+            self._clip(critic_gradients.flat_grad)
+        self.adam_steps.step([None if skipped else self.actor_grad_views, critic_gradients.views])
+        return losses, diagnostics, skipped, critic_losses
 
     # -------------------------------------------------------------------------------- update
     def update(self, batch: TensorDictBase, episode_cost: Tensor) -> dict[str, float]:
@@ -330,6 +410,14 @@ class PPO:
         data = self.flatten_batch(batch)
         episode_cost = torch.as_tensor(episode_cost, dtype=data["advantage"].dtype).reshape(-1)
         lr_fraction = self._set_learning_rates()
+        if self.lean:
+            self.adam_steps.refresh()
+            self.critic_gradients.attach()
+            for param, view in zip(self.driver.params, self.actor_grad_views, strict=True):
+                param.grad = view
+            self._strategy_validated = False
+            self._linear_strategy = getattr(self.strategy, "is_linear", False)
+            self._largest_safe = 0.5 * torch.finfo(self.actor_grad.dtype).max
         n, size = data["observation"].shape[0], self.minibatch_size
         actor_losses: list[Tensor] = []
         critic_losses: list[Tensor] = []
@@ -347,10 +435,22 @@ class PPO:
                 obs, action, old_log_prob, advantages, value_target, cost_target = packed[
                     perm[start : start + size]
                 ].split(widths, dim=1)
-                losses, diagnostics, was_skipped = self._actor_step(
-                    obs, action, old_log_prob.squeeze(1), advantages, episode_cost
-                )
-                critic_losses.append(self._critic_step(obs, value_target, cost_target))
+                if self.lean:
+                    losses, diagnostics, was_skipped, critic_loss = self._lean_step(
+                        obs,
+                        action,
+                        old_log_prob.squeeze(1),
+                        advantages,
+                        episode_cost,
+                        value_target,
+                        cost_target,
+                    )
+                else:
+                    losses, diagnostics, was_skipped = self._actor_step(
+                        obs, action, old_log_prob.squeeze(1), advantages, episode_cost
+                    )
+                    critic_loss = self._critic_step(obs, value_target, cost_target)
+                critic_losses.append(critic_loss)
                 actor_losses.append(losses)
                 for name, value in diagnostics.items():
                     diagnostics_seen.setdefault(name, []).append(value)
@@ -416,3 +516,5 @@ class PPO:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.updates_done = int(state["updates_done"])
         self.generator.set_state(state["generator"])
+        if self.lean:
+            self.adam_steps.refresh()

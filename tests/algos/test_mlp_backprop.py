@@ -50,20 +50,30 @@ def test_policy_loss_gradients_match_autograd(num_constraints, entropy_coef):
     torch.testing.assert_close(got_losses, want_losses, rtol=1e-5, atol=1e-6)
 
 
-def test_critic_gradients_match_autograd():
+@pytest.mark.parametrize("cost_hidden", [None, (16, 8)])
+def test_critic_gradients_match_autograd(cost_hidden):
+    """Equal critics run batched (stacked weights), unequal ones one by one: same gradients."""
     actor_critic = make_actor_critic(4, 2, seed=1)
     critics = [actor_critic.reward_critic.module, actor_critic.cost_critic.module]
+    if cost_hidden is not None:
+        critics[1] = make_actor_critic(4, 2, hidden=cost_hidden, seed=2).cost_critic.module
     obs, targets = torch.randn(30, 4), [torch.randn(30, 1), torch.randn(30, 1)]
     lean = CriticGradients(critics)
+    assert lean.batched == (cost_hidden is None)
     losses = lean.compute(obs, targets)
-    got = lean.flat_grad.clone()
+    got = [p.grad.clone() for c in critics for p in c.parameters()]
+    assert lean.flat_grad.norm() == pytest.approx(
+        torch.cat([g.reshape(-1) for g in got]).norm().item(), rel=1e-6
+    )
     for critic in critics:
         critic.zero_grad(set_to_none=True)
-    total = sum((c(obs) - t).square().mean() for c, t in zip(critics, targets, strict=True))
-    total.backward()
-    want = torch.cat([p.grad.reshape(-1) for c in critics for p in c.parameters()])
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
-    assert losses.shape == (2,)
+    errors = [(c(obs) - t).square().mean() for c, t in zip(critics, targets, strict=True)]
+    sum(errors).backward()
+    want = [p.grad for c in critics for p in c.parameters()]
+    for got_grad, want_grad in zip(got, want, strict=True):
+        torch.testing.assert_close(got_grad, want_grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(losses, torch.stack(errors).detach())
+    assert "batched" in repr(lean)
 
 
 def test_lean_and_autograd_ppo_updates_agree():

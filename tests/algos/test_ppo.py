@@ -13,7 +13,12 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 import safe_envs
 from gradmanip.advantages import SafeAdvantages
 from gradmanip.algos import PPO
-from gradmanip.algos.ppo import clipped_surrogates, gaussian_kl, gaussian_log_prob
+from gradmanip.algos.fused_adam import FusedAdamSteps
+from gradmanip.algos.ppo import (
+    clipped_surrogates,
+    gaussian_kl,
+    gaussian_log_prob,
+)
 from gradmanip.collect import GaussianPolicy, make_collector
 from gradmanip.models import make_actor_critic
 from gradmanip.strategies import available_strategies, make_strategy
@@ -186,10 +191,19 @@ def test_state_dict_round_trip_reproduces_the_next_update():
     twin = PPO(
         twin_networks, make_strategy("reward_only"), epochs=1, minibatch_size=100, target_kl=None
     )
-    twin.load_state_dict(through_disk(algo.state_dict()))
+    state = through_disk(algo.state_dict())
+    # 400 samples in minibatches of 100: 4 Adam steps recorded for every parameter
+    for name in ("actor_optimizer", "critic_optimizer"):
+        assert [float(s["step"]) for s in state[name]["state"].values()] == [4.0] * len(
+            state[name]["state"]
+        )
+    twin.load_state_dict(state)
     algo.update(batch, torch.tensor([0.0]))
     twin.update(batch, torch.tensor([0.0]))
     torch.testing.assert_close(flat_params(actor_critic.actor), flat_params(twin_networks.actor))
+    torch.testing.assert_close(
+        flat_params(actor_critic.critics()), flat_params(twin_networks.critics())
+    )
 
 
 @pytest.mark.parametrize(
@@ -231,7 +245,7 @@ def test_non_finite_advantages_raise_or_skip(lean):
         target_kl=None,
         lean=lean,
     )
-    with pytest.raises(FloatingPointError):
+    with pytest.raises(FloatingPointError, match="reward"):
         algo.update(batch, torch.tensor([0.0]))
     before = flat_params(actor_critic.actor)
     algo = PPO(
@@ -243,9 +257,61 @@ def test_non_finite_advantages_raise_or_skip(lean):
         lean=lean,
         on_nonfinite="skip",
     )
+    critics_before = flat_params(actor_critic.critics())
     metrics = algo.update(batch, torch.tensor([0.0]))
     assert metrics["skipped_steps"] == 1
     torch.testing.assert_close(flat_params(actor_critic.actor), before)
+    # the critics still learn; the skipped actor step is not counted by its optimizer
+    assert not torch.equal(flat_params(actor_critic.critics()), critics_before)
+    actor_steps = [float(s.get("step", 0.0)) for s in algo.actor_optimizer.state.values()]
+    critic_steps = [float(s["step"]) for s in algo.critic_optimizer.state.values()]
+    assert set(actor_steps) <= {0.0} and critic_steps == [1.0] * len(algo.critic_params)
+
+
+def test_fused_adam_steps_equal_torch_adam():
+    """Direct fused-kernel steps (merged when the settings agree, skippable per optimizer)
+    reproduce ``optimizer.step()`` exactly, and the state stays in the optimizers."""
+    torch.manual_seed(0)
+    shapes = [(4, 3), (4,), (2, 4)]
+
+    def make(lrs):
+        params = [[torch.randn(*shape, requires_grad=True) for shape in shapes] for _ in lrs]
+        return params, [
+            torch.optim.Adam(group, lr=lr, betas=(0.8, 0.99), fused=True)
+            for group, lr in zip(params, lrs, strict=True)
+        ]
+
+    for lrs in ([1e-2, 1e-2], [1e-2, 3e-3]):
+        torch.manual_seed(1)
+        ours, our_optimizers = make(lrs)
+        torch.manual_seed(1)
+        reference, reference_optimizers = make(lrs)
+        stepper = FusedAdamSteps(our_optimizers)
+        assert "optimizers=2" in repr(stepper)
+        for step in range(4):
+            grads = [[torch.randn(*shape) for shape in shapes] for _ in lrs]
+            active = [True, step != 1]  # the second optimizer skips one step
+            for group, grad, optimizer, on in zip(
+                reference, grads, reference_optimizers, active, strict=True
+            ):
+                if on:
+                    for param, g in zip(group, grad, strict=True):
+                        param.grad = g.clone()
+                    optimizer.step()
+            stepper.step([grad if on else None for grad, on in zip(grads, active, strict=True)])
+        for mine, theirs in zip(our_optimizers, reference_optimizers, strict=True):
+            torch.testing.assert_close(
+                [p.detach() for p in mine.param_groups[0]["params"]],
+                [p.detach() for p in theirs.param_groups[0]["params"]],
+                rtol=0,
+                atol=0,
+            )
+            ours_state, their_state = mine.state_dict()["state"], theirs.state_dict()["state"]
+            for index, values in their_state.items():
+                for key, value in values.items():
+                    torch.testing.assert_close(ours_state[index][key], value, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="fused Adam"):
+        FusedAdamSteps([torch.optim.Adam([torch.zeros(2, requires_grad=True)])])
 
 
 def test_collection_policy_samples_around_the_mean_and_is_deterministic_for_evaluation():
