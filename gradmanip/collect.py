@@ -17,7 +17,6 @@ own statistics (they are saved per worker by ``collector.state_dict()``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -27,7 +26,8 @@ from torchrl.collectors import BaseCollector, Collector, MultiSyncCollector
 from torchrl.envs import Compose, EnvBase, Transform, TransformedEnv
 from torchrl.envs.utils import ExplorationType, exploration_type
 
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+from gradmanip.gaussian import HALF_LOG_2PI
+
 _DETERMINISTIC = (ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN)
 
 
@@ -47,7 +47,7 @@ class GaussianSampler(nn.Module):
             noise = torch.randn_like(loc)
             action = loc + scale * noise
         log_prob = (-0.5 * noise.square() - scale.log()).sum(-1, keepdim=False)
-        log_prob = log_prob - _HALF_LOG_2PI * loc.shape[-1]
+        log_prob = log_prob - HALF_LOG_2PI * loc.shape[-1]
         return loc, scale, action, log_prob
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from gradmanip.directions import ParameterLayout, flat_params, set_flat_params
+from gradmanip.gaussian import gaussian_kl, gaussian_log_prob
 
 __all__ = [
     "FisherVectorProduct",
@@ -67,21 +68,6 @@ def flat_grad(
 
 
 # ------------------------------------------------------------------------- Gaussian policy
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-def gaussian_log_prob(action: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
-    """Log-density of a diagonal Gaussian, summed over the last (action) dimension."""
-    z = (action - loc) / scale
-    return (-0.5 * z.square() - scale.log() - _HALF_LOG_2PI).sum(-1)
-
-
-def gaussian_kl(loc_p: Tensor, scale_p: Tensor, loc_q: Tensor, scale_q: Tensor) -> Tensor:
-    """``KL(N(loc_p, scale_p) || N(loc_q, scale_q))`` of diagonal Gaussians, summed over the
-    last dimension: ``sum log(s_q/s_p) + (s_p^2 + (m_p - m_q)^2) / (2 s_q^2) - 1/2``."""
-    var_ratio = (scale_p / scale_q).square()
-    mean_term = ((loc_p - loc_q) / scale_q).square()
-    return (0.5 * (var_ratio + mean_term - 1.0) - 0.5 * var_ratio.log()).sum(-1)
 
 
 # ----------------------------------------------------------------------- Fisher and CG

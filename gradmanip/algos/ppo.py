@@ -36,11 +36,11 @@ from torch import Tensor, nn
 from gradmanip.algos.fused_adam import FusedAdamSteps
 from gradmanip.algos.mlp_backprop import CriticGradients, GaussianPolicyGradients
 from gradmanip.directions import GradientDriver
+from gradmanip.gaussian import HALF_LOG_2PI, gaussian_kl, gaussian_log_prob
 from gradmanip.models import ActorCritic
 from gradmanip.strategies.base import Strategy
 from gradmanip.strategies.linear import DIAGONAL_RANGE
 
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _PACKED_KEYS = (
     "observation",
     "action",
@@ -61,19 +61,6 @@ BATCH_KEYS = (
     "value_target",
     "cost_value_target",
 )
-
-
-def gaussian_log_prob(action: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
-    """Log-density of a diagonal Gaussian, summed over the last dim."""
-    z = (action - loc) / scale
-    return (-0.5 * z.square() - scale.log()).sum(-1) - _HALF_LOG_2PI * action.shape[-1]
-
-
-def gaussian_kl(loc_p: Tensor, scale_p: Tensor, loc_q: Tensor, scale_q: Tensor) -> Tensor:
-    """KL(p || q) of diagonal Gaussians, summed over the last dim."""
-    var_ratio = (scale_p / scale_q).square()
-    mean_term = ((loc_p - loc_q) / scale_q).square()
-    return 0.5 * (var_ratio + mean_term - 1.0 - var_ratio.log()).sum(-1)
 
 
 def clipped_surrogates(
@@ -292,7 +279,7 @@ class PPO:
         )
         reward_loss = -reward_surrogate
         if self.entropy_coef > 0.0:
-            entropy = (scale.log() + 0.5 + _HALF_LOG_2PI).sum(-1).mean()
+            entropy = (scale.log() + 0.5 + HALF_LOG_2PI).sum(-1).mean()
             reward_loss = reward_loss - self.entropy_coef * entropy
         result = self.driver.step(reward_loss, list(cost_surrogates.unbind(0)), episode_cost)
         if not result.skipped:
