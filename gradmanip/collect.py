@@ -26,7 +26,7 @@ from torchrl.collectors import BaseCollector, Collector, MultiSyncCollector
 from torchrl.envs import Compose, EnvBase, Transform, TransformedEnv
 from torchrl.envs.utils import ExplorationType, exploration_type
 
-from gradmanip.gaussian import HALF_LOG_2PI
+from gradmanip.gaussian import standardized_log_prob
 
 _DETERMINISTIC = (ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN)
 
@@ -46,9 +46,7 @@ class GaussianSampler(nn.Module):
         else:
             noise = torch.randn_like(loc)
             action = loc + scale * noise
-        log_prob = (-0.5 * noise.square() - scale.log()).sum(-1, keepdim=False)
-        log_prob = log_prob - HALF_LOG_2PI * loc.shape[-1]
-        return loc, scale, action, log_prob
+        return loc, scale, action, standardized_log_prob(noise, scale)
 
 
 def GaussianPolicy(policy_net: nn.Module) -> TensorDictModule:  # noqa: N802  (a factory)

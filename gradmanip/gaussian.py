@@ -1,7 +1,8 @@
 """Diagonal Gaussian policy math on plain tensors (no distribution objects in hot loops).
 
-The log-density matches, operation for operation, the one written at collection time
-(:class:`gradmanip.collect.GaussianSampler`), so the first PPO ratio of a batch is exactly 1.
+Both collectors (:class:`gradmanip.collect.GaussianSampler`,
+:class:`gradmanip.lean_collect.LeanCollector`) and the updates compute log-densities with the
+same :func:`standardized_log_prob`, so the first PPO ratio of a batch is exactly 1.
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from torch import Tensor
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
+def standardized_log_prob(z: Tensor, scale: Tensor) -> Tensor:
+    """Log-density of ``action = loc + scale * z`` under ``N(loc, scale)``, summed over the last
+    dimension; collectors call it with the noise ``z`` they drew."""
+    return (-0.5 * z.square() - scale.log()).sum(-1) - HALF_LOG_2PI * z.shape[-1]
+
+
 def gaussian_log_prob(action: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
     """Log-density of a diagonal Gaussian, summed over the last (action) dimension."""
-    z = (action - loc) / scale
-    return (-0.5 * z.square() - scale.log()).sum(-1) - HALF_LOG_2PI * action.shape[-1]
+    return standardized_log_prob((action - loc) / scale, scale)
 
 
 def gaussian_kl(loc_p: Tensor, scale_p: Tensor, loc_q: Tensor, scale_q: Tensor) -> Tensor:

@@ -44,7 +44,7 @@ from torchrl.collectors import BaseCollector
 from torchrl.envs.utils import ExplorationType
 
 from gradmanip.collect import _DETERMINISTIC
-from gradmanip.gaussian import HALF_LOG_2PI
+from gradmanip.gaussian import standardized_log_prob
 
 
 @runtime_checkable
@@ -285,8 +285,7 @@ class LeanCollector(BaseCollector):
         observation, next_observation, loc, scale, action, noise = map(
             torch.from_numpy, (observation, next_observation, loc, scale, action, noise)
         )
-        # Gaussian log-density of the actions, summed over action dims (as GaussianSampler)
-        log_prob = (-0.5 * noise.square() - scale.log()).sum(-1) - HALF_LOG_2PI * action_dim
+        log_prob = standardized_log_prob(noise, scale)  # as GaussianSampler
         terminated_t = torch.from_numpy(terminated)
         truncated_t = torch.from_numpy(truncated)
         not_done = torch.zeros(steps, 1, dtype=torch.bool)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gradmanip.gaussian import HALF_LOG_2PI
+
 
 def is_tanh_mlp(module: nn.Module) -> bool:
     """True for ``Sequential(Linear, Tanh, Linear, ..., Tanh, Linear)`` with nothing else."""
@@ -72,9 +74,6 @@ class TanhMLPBackprop:
                 delta = torch.matmul(delta, layer.weight).mul_(1.0 - h.square())
         grads.reverse()
         return grads
-
-
-_HALF_LOG_2PI = 0.9189385332046727  # 0.5 * log(2 pi)
 
 
 class GaussianPolicyGradients:
@@ -150,7 +149,7 @@ class GaussianPolicyGradients:
         log_scale_sum = scale.log().sum()
         z = (action - loc) / scale
         z_sq = z.square()
-        log_prob = z_sq.sum(-1).mul_(-0.5).sub_(log_scale_sum + _HALF_LOG_2PI * z.shape[-1])
+        log_prob = z_sq.sum(-1).mul_(-0.5).sub_(log_scale_sum + HALF_LOG_2PI * z.shape[-1])
         ratio = (log_prob - old_log_prob).exp_()
         clipped = ratio.clamp(1.0 - clip_epsilon, 1.0 + clip_epsilon)
         # losses: reward -min(rho A, clip A) = max(-rho A, -clip A); costs max(rho A, clip A)
@@ -163,7 +162,7 @@ class GaussianPolicyGradients:
         grad_loc = dlogp.unsqueeze(-1) * (z / scale)  # [J, B, A]
         grad_log_std = (dlogp @ (z_sq - 1.0)) * active_scale  # [J, A]
         if entropy_coef > 0.0:
-            entropy = log_scale_sum + (0.5 + _HALF_LOG_2PI) * z.shape[-1]
+            entropy = log_scale_sum + (0.5 + HALF_LOG_2PI) * z.shape[-1]
             losses[0] -= entropy_coef * entropy
             grad_log_std[0] -= entropy_coef * active_scale
         buffer, views = self._views_for(dlogp.shape[0])
