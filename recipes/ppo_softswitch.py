@@ -77,9 +77,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         obs_clip=cfg.obs_clip,
         **task_kwargs,
     )
-    probe = make_env()
-    obs_dim = probe.observation_spec["observation"].shape[-1]
-    action_dim = probe.action_spec.shape[-1]
+    probe = gymnasium.make(cfg.env.id, **task_kwargs)
+    obs_dim, action_dim = probe.observation_space.shape[-1], probe.action_space.shape[-1]
     probe.close()
     actor_critic = make_actor_critic(
         obs_dim, action_dim, cfg.hidden, cfg.init_log_std, seed=cfg.seed
@@ -165,7 +164,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             progress.update(metrics)
             if trainer.epoch % cfg.checkpoint_every == 0:
                 save_checkpoint(checkpoints, trainer.state_dict())
-        save_checkpoint(checkpoints, trainer.state_dict())
+        if trainer.epoch % cfg.checkpoint_every or not has_checkpoint(checkpoints):
+            save_checkpoint(checkpoints, trainer.state_dict())  # the last epoch, if not yet saved
     progress.close()
     logger.close()
     if stop.requested is not None:
