@@ -5,31 +5,42 @@ IMPROVEMENT directions. ``g_r = -grad(reward_loss)`` and ``g_c[k] = -grad(cost_l
 strategy returns an improvement direction ``update`` and the driver writes ``-update`` into
 ``p.grad`` so that any torch optimizer steps along ``update``.
 
-Hot path (:meth:`GradientDriver.step`): one backward pass per objective straight into the
-autograd engine, each gradient copied once into a row of a [1 + K, P] buffer; the non-finite check
-reads the Gram diagonal (a NaN/inf entry makes its squared norm non-finite); linear strategies
-(:attr:`~gradmanip.strategies.Strategy.is_linear`) return coefficients and ``-update`` is one
-matrix product written straight into the ``.grad`` buffer.
+Hot path (:meth:`GradientDriver.step` with a linear strategy, see
+:attr:`~gradmanip.strategies.Strategy.is_linear`): one backward pass per objective straight into
+the autograd engine; the Gram matrix of the directions is summed parameter by parameter (small
+parameters are first copied into one block, large ones are read where autograd left them); the
+non-finite check reads its diagonal (a NaN/inf entry makes its squared norm non-finite); the
+strategy turns it into coefficients; ``-update`` is written into the ``.grad`` buffer in one pass
+over the directions. No [P]-sized tensor is made beyond the gradients themselves: the flat
+directions and the update of a :class:`StepResult` are built only when read.
 
-Flat-vector helpers for natural-gradient code: :func:`flat_params`, :func:`set_flat_params`,
+The outcome of a step is a :class:`~gradmanip.step_result.StepResult`. Flat-vector helpers for
+natural-gradient code: :func:`flat_params`, :func:`set_flat_params`,
 :func:`unflatten` and :class:`ParameterLayout`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.autograd.graph
 from torch import Tensor, nn
 from torch.overrides import has_torch_function
 
+from gradmanip.step_result import StepResult, update_norm
 from gradmanip.strategies.base import Strategy
-from gradmanip.strategies.linear import DIAGONAL_RANGE, Gram
+from gradmanip.strategies.diagnostics import Value
+from gradmanip.strategies.linear import DIAGONAL_RANGE, Gram, combine_into
 
 _NONFINITE_POLICIES = ("raise", "skip")
+
+# Parameters with at least this many entries are handled where autograd left their gradients
+# (per-parameter dot products and combination); smaller ones are copied into one block first, so
+# that a network of many small tensors costs a few tensor operations, not a few per tensor.
+IN_PLACE_NUMEL = 1 << 14
 
 _engine_backward = getattr(torch.autograd.graph, "_engine_run_backward", None)
 
@@ -91,24 +102,6 @@ def unflatten(flat: Tensor, params: Iterable[Tensor]) -> list[Tensor]:
     return layout.views(flat)
 
 
-@dataclass
-class StepResult:
-    """Outcome of :meth:`GradientDriver.step`.
-
-    ``update`` is the improvement direction [P] (None when skipped); ``reward_direction`` [P] and
-    ``cost_direction`` [K, P] are views of the driver's buffer, overwritten by the next call (clone
-    to keep them). ``skipped`` is True when a non-finite value was found with
-    ``on_nonfinite="skip"``; ``nonfinite`` then names the objectives affected.
-    """
-
-    update: Tensor | None
-    diagnostics: dict[str, Tensor]
-    reward_direction: Tensor
-    cost_direction: Tensor
-    skipped: bool = False
-    nonfinite: list[str] = field(default_factory=list)
-
-
 class GradientDriver:
     """Compute per-objective directions on one shared forward, aggregate, write ``.grad``.
 
@@ -141,31 +134,44 @@ class GradientDriver:
         self._engine = None if has_torch_function(self._inputs) else _engine_backward
         self.strategy = strategy
         self.on_nonfinite = on_nonfinite
-        self._directions: Tensor | None = None
-        self._direction_rows: list[list[Tensor]] = []
-        self._split: tuple[Tensor, Tensor] | None = None
         self._seeds: dict[tuple[torch.dtype, torch.device, torch.Size], Tensor] = {}
         self._validated: tuple[object, ...] | None = None
         self._largest = torch.finfo(self.layout.dtype).max
-        self._grad_flat = torch.empty(
-            self.layout.numel, dtype=self.layout.dtype, device=self.layout.device
-        )
-        self._grad_views = self.layout.views(self._grad_flat)
+        self._flat: Tensor | None = None  # [M, P] directions in layout order (directions())
+        self._block: Tensor | None = None  # [M, P_small] directions of the small parameters
+        self._block_views: list[Tensor] = []
+        self._block_rows: list[Tensor] = []
+        self._gram_slots: tuple[Tensor, Tensor, list[Tensor]] | None = None
+        sizes = self.layout.sizes
+        self._small = [i for i, size in enumerate(sizes) if size < IN_PLACE_NUMEL]
+        self._large = [i for i, size in enumerate(sizes) if size >= IN_PLACE_NUMEL]
+        self._small_numel = sum(sizes[i] for i in self._small)
+        # the .grad buffer holds the small parameters first (one block), then the large ones
+        self._offsets: dict[int, tuple[int, int]] = {}
+        start = 0
+        for index in self._small + self._large:
+            self._offsets[index] = (start, start + sizes[index])
+            start += sizes[index]
+        self._grad_flat = self._new_flat()
+        self._grad_views = self._views(self._grad_flat)
+        self._grad_targets = self._targets(self._grad_flat)
 
     @property
     def numel(self) -> int:
         """Number of scalar parameters P."""
         return self.layout.numel
 
-    def _buffer(self, rows: int) -> Tensor:
-        if self._directions is None or self._directions.shape[0] != rows:
-            self._directions = torch.empty(
-                rows, self.layout.numel, dtype=self.layout.dtype, device=self.layout.device
-            )
-            self._direction_rows = [self.layout.views(row) for row in self._directions]
-            self._split = (self._directions[0], self._directions[1:])
-        return self._directions
+    def _new_flat(self) -> Tensor:
+        return torch.empty(self.layout.numel, dtype=self.layout.dtype, device=self.layout.device)
 
+    def _views(self, grad_order: Tensor) -> list[Tensor]:
+        """Per-parameter views (layout order) of a [P] tensor in the .grad buffer's order."""
+        return [
+            grad_order[slice(*self._offsets[index])].view(shape)
+            for index, shape in enumerate(self.layout.shapes)
+        ]
+
+    # ---------------------------------------------------------------------------- gradients
     def directions(
         self,
         reward_loss: Tensor,
@@ -179,8 +185,10 @@ class GradientDriver:
         The returned tensors are views of a buffer reused by the next call; ``.grad`` is left as
         it was.
         """
-        self._backward(self._checked_losses(reward_loss, cost_losses), retain_graph)
-        return self._split
+        flat = self._flatten(
+            self._gradients(self._checked_losses(reward_loss, cost_losses), retain_graph)
+        )
+        return flat[0], flat[1:]
 
     def _checked_losses(
         self, reward_loss: Tensor, cost_losses: Tensor | Sequence[Tensor]
@@ -195,11 +203,12 @@ class GradientDriver:
                 raise ValueError(f"{name} does not require grad; compute it from the parameters")
         return losses
 
-    def _backward(self, losses: list[Tensor], retain_graph: bool) -> None:
-        """Fill the direction buffer with -grad of each loss (backward seed -1)."""
-        self._buffer(len(losses))
+    def _gradients(self, losses: list[Tensor], retain_graph: bool) -> list[list[Tensor]]:
+        """Per objective, per parameter: -grad of the loss (backward seed -1), as autograd made
+        it (unused parameters get zeros; large non-contiguous gradients are made contiguous)."""
         params = self.params
         last = len(losses) - 1
+        gradients = []
         for index, loss in enumerate(losses):
             keep = retain_graph or index < last
             if self._engine is not None and type(loss) is Tensor:
@@ -216,20 +225,15 @@ class GradientDriver:
                     retain_graph=keep,
                     allow_unused=True,
                 )
-            rows = self._direction_rows[index]
-            if any(grad is None for grad in grads):  # unused parameters: zero direction
-                for row, grad in zip(rows, grads, strict=True):
-                    if grad is None:
-                        row.zero_()
-                    else:
-                        row.copy_(grad)
-            else:
-                torch._foreach_copy_(rows, grads)
-
-    def _set_grads(self, grads: Sequence[Tensor | None]) -> None:
-        for param, grad in zip(self.params, grads, strict=True):
-            if param.grad is not grad:
-                param.grad = grad
+            grads = list(grads)
+            for i, grad in enumerate(grads):
+                if grad is None:
+                    grads[i] = torch.zeros_like(params[i])
+            for i in self._large:
+                if not grads[i].is_contiguous():
+                    grads[i] = grads[i].contiguous()
+            gradients.append(grads)
+        return gradients
 
     def _seed(self, loss: Tensor) -> Tensor:
         """Backward seed -1 (negated gradients at no extra cost), cached per dtype/device/shape."""
@@ -252,108 +256,266 @@ class GradientDriver:
             raise ValueError("cost_losses is empty; pass at least one cost loss")
         return cost_list
 
+    def _flatten(self, gradients: list[list[Tensor]], out: Tensor | None = None) -> Tensor:
+        """[M, P] directions in layout order (into the reused buffer unless ``out`` is given)."""
+        rows = len(gradients)
+        if out is None:
+            if self._flat is None or self._flat.shape[0] != rows:
+                self._flat = torch.empty(
+                    rows, self.layout.numel, dtype=self.layout.dtype, device=self.layout.device
+                )
+            out = self._flat
+        views = [view for row in out for view in self.layout.views(row)]
+        torch._foreach_copy_(views, [grad for grads in gradients for grad in grads])
+        return out
+
+    def _small_block(self, gradients: list[list[Tensor]], out: Tensor | None = None) -> Tensor:
+        """[M, P_small]: the small parameters' directions side by side (reused buffer unless
+        ``out`` is given)."""
+        rows = len(gradients)
+        if out is None:
+            if self._block is None or self._block.shape[0] != rows:
+                self._block = torch.empty(
+                    rows, self._small_numel, dtype=self.layout.dtype, device=self.layout.device
+                )
+                self._block_views = self._small_views(self._block)
+                self._block_rows = list(self._block)
+            out, views = self._block, self._block_views
+        else:
+            views = self._small_views(out)
+        small = self._small
+        torch._foreach_copy_(views, [grads[i] for grads in gradients for i in small])
+        return out
+
+    def _small_views(self, block: Tensor) -> list[Tensor]:
+        """Views of an [M, P_small] block shaped like the small parameters, row by row."""
+        sizes = [self.layout.sizes[i] for i in self._small]
+        shapes = [self.layout.shapes[i] for i in self._small]
+        return [
+            chunk.view(shape)
+            for row in block
+            for chunk, shape in zip(row.split(sizes), shapes, strict=True)
+        ]
+
+    # --------------------------------------------------------------------------------- gram
+    def _gram(self, gradients: list[list[Tensor]]) -> Gram:
+        """Gram matrix of the M directions: the small block's product plus, for each large
+        parameter, its M (M + 1) / 2 dot products; read back to Python in one transfer."""
+        rows = len(gradients)
+        slots = self._gram_slots
+        if slots is None or slots[1].shape[0] != rows:
+            pairs = rows * (rows + 1) // 2
+            entries = torch.zeros(
+                rows * rows + pairs * len(self._large),
+                dtype=self.layout.dtype,
+                device=self.layout.device,
+            )
+            slots = self._gram_slots = (
+                entries,
+                entries[: rows * rows].view(rows, rows),
+                list(entries[rows * rows :].unbind(0)),
+            )
+        entries, block_gram, dots = slots
+        if self._small:
+            block = self._small_block(gradients)
+            torch.mm(block, block.T, out=block_gram)
+        slot = iter(dots)
+        for i in self._large:
+            flat = [grads[i].view(-1) for grads in gradients]
+            for a in range(rows):
+                for b in range(a, rows):
+                    torch.dot(flat[a], flat[b], out=next(slot))
+        values = entries.tolist()
+        gram = [values[a * rows : (a + 1) * rows] for a in range(rows)]
+        position = rows * rows
+        for _ in self._large:
+            for a in range(rows):
+                for b in range(a, rows):
+                    gram[a][b] += values[position]
+                    if b != a:
+                        gram[b][a] += values[position]
+                    position += 1
+        return gram
+
+    def _targets(self, grad_order: Tensor) -> list[Tensor]:
+        """1-D regions of a [P] tensor in the .grad buffer's order: the small block's, then one
+        per large parameter."""
+        regions = [grad_order[: self._small_numel]] if self._small else []
+        return regions + [grad_order[slice(*self._offsets[i])] for i in self._large]
+
+    def _sources(self, gradients: list[list[Tensor]], block: Tensor | None) -> list[list[Tensor]]:
+        """Per target region, the M 1-D directions to combine into it."""
+        rows = [] if block is None else [self._block_rows if block is self._block else list(block)]
+        return rows + [[grads[i].view(-1) for grads in gradients] for i in self._large]
+
+    @staticmethod
+    def _combine(
+        targets: list[Tensor], sources: list[list[Tensor]], coefficients: list[float]
+    ) -> None:
+        """``sum_i c_i d_i`` into every target region, one pass each."""
+        for target, directions in zip(targets, sources, strict=True):
+            combine_into(target, directions, coefficients)
+
+    def _update_from(self, gradients: list[list[Tensor]], coefficients: list[float]) -> Tensor:
+        """The update ``sum_i c_i d_i`` [P] in layout order, combined exactly as ``.grad`` was
+        (same regions, same operations)."""
+        block = None
+        if self._small:
+            block = self._small_block(
+                gradients, out=self._new_flat().new_empty(len(gradients), self._small_numel)
+            )
+        in_grad_order = self._new_flat()
+        self._combine(self._targets(in_grad_order), self._sources(gradients, block), coefficients)
+        update = self._new_flat()
+        torch._foreach_copy_(self.layout.views(update), self._views(in_grad_order))
+        return update
+
+    def _new_directions(self, gradients: list[list[Tensor]]) -> Tensor:
+        """A new [M, P] tensor of the directions in layout order."""
+        return self._flatten(gradients, out=self._new_flat().new_empty(len(gradients), self.numel))
+
+    # --------------------------------------------------------------------------------- step
     def step(
         self,
         reward_loss: Tensor,
         cost_losses: Tensor | Sequence[Tensor],
         episode_cost: Tensor,
+        max_norm: float | None = None,
     ) -> StepResult:
         """directions -> strategy -> write ``-update`` into ``.grad``.
 
-        ``episode_cost`` is J_c_hat, [K] (a scalar is read as K = 1). A NaN or infinity in a
-        direction or in the update raises FloatingPointError naming it, or with
-        ``on_nonfinite="skip"`` returns ``StepResult(skipped=True)`` with ``.grad`` untouched.
+        ``episode_cost`` is J_c_hat, [K] (a scalar is read as K = 1). ``max_norm`` scales the
+        update down to at most that norm (as ``clip_grad_norm_`` would, at no extra pass for
+        linear strategies). A NaN or infinity in a direction or in the update raises
+        FloatingPointError naming it, or with ``on_nonfinite="skip"`` returns
+        ``StepResult(skipped=True)`` with ``.grad`` untouched.
         """
-        self._backward(self._checked_losses(reward_loss, cost_losses), retain_graph=False)
-        result = self._update_into_grad(episode_cost)
+        if max_norm is not None and not (isinstance(max_norm, (int, float)) and max_norm > 0):
+            raise ValueError(f"max_norm must be a positive number or None, got {max_norm!r}")
+        gradients = self._gradients(self._checked_losses(reward_loss, cost_losses), False)
+        result = self._update_into_grad(gradients, episode_cost, max_norm)
         if not result.skipped:
-            self._set_grads(self._grad_views)
+            for param, grad in zip(self.params, self._grad_views, strict=True):
+                if param.grad is not grad:
+                    param.grad = grad
         return result
 
-    def _update_into_grad(self, episode_cost: Tensor) -> StepResult:
-        """Strategy on the filled direction buffer; ``-update`` into the grad buffer if finite."""
-        matrix = self._directions
-        g_r, g_c = self._split
-        gram: Gram | None = torch.mm(matrix, matrix.T).tolist()
+    def _update_into_grad(
+        self, gradients: list[list[Tensor]], episode_cost: Tensor, max_norm: float | None
+    ) -> StepResult:
+        """Strategy on the directions; ``-update`` into the grad buffer if finite."""
+        directions = functools.partial(self._new_directions, gradients)
+        gram: Gram | None = self._gram(gradients)
         diagonal = [row[index] for index, row in enumerate(gram)]
         low, high = DIAGONAL_RANGE
         if not all(low <= value <= high for value in diagonal):
             # a NaN/inf entry makes its squared norm non-finite (so does overflow of finite
-            # entries: only then are the rows inspected element-wise)
+            # entries: only then are the directions inspected element-wise)
             if not all(math.isfinite(value) for value in diagonal):
-                names = self._nonfinite_objectives()
+                names = self._nonfinite_objectives(gradients)
                 if names:
-                    return self._nonfinite(names, g_r, g_c, {})
+                    return self._nonfinite(names, directions, {})
             gram = None  # extreme scales: the strategy computes a rescaled Gram
-        episode_cost = self._episode_cost(episode_cost, g_r)
+        episode_cost = self._episode_cost(episode_cost)
         strategy = self.strategy
-        if not getattr(strategy, "is_linear", False):  # generic path: any aggregate()
-            update, diagnostics = strategy.aggregate(g_r, g_c, episode_cost)
-            if not math.isfinite(float(update.sum())) and not bool(torch.isfinite(update).all()):
-                return self._nonfinite(["update"], g_r, g_c, diagnostics)
-            torch.neg(update.detach().to(self._grad_flat.dtype), out=self._grad_flat)
-            return StepResult(update, diagnostics, g_r, g_c)
-        # inputs are checked once per strategy, K and episode-cost layout (the rest of the
-        # directions' layout is fixed by the driver)
-        signature = (
-            id(strategy),
-            matrix.shape[0],
-            episode_cost.shape,
-            episode_cost.dtype,
-            episode_cost.device,
-        )
+        if gram is None or not getattr(strategy, "is_linear", False):
+            return self._aggregate_into_grad(gradients, episode_cost, max_norm)
+        # inputs are checked once per strategy, K and episode-cost layout
+        signature = (id(strategy), len(gram), episode_cost.shape, episode_cost.dtype)
         coefficients, diagnostics = strategy.coefficients(
-            g_r, g_c, episode_cost, gram, validate=signature != self._validated
+            gram, episode_cost, validate=signature != self._validated
         )
         self._validated = signature
-        negated = torch.tensor(
-            [[-c for c in coefficients]], dtype=matrix.dtype, device=matrix.device
+        factor = 1.0
+        norm: Callable[[], float] | float = functools.partial(update_norm, gram, coefficients)
+        if max_norm is not None:
+            norm = update_norm(gram, coefficients)
+            factor = min(1.0, max_norm / (norm + 1e-6))
+            norm = factor * norm
+        applied = [factor * c for c in coefficients] if factor != 1.0 else coefficients
+        result = StepResult(
+            diagnostics,
+            directions,
+            update=functools.partial(self._update_from, gradients, applied),
+            coefficients=coefficients,
+            clip_factor=factor,
+            norm=norm,
+            device=self.layout.device,
         )
-        # |update_i| <= sum_k |c_k| max_k |d_k,i| <= sum_k |c_k| sqrt(max diag): finite if small
-        bound = sum(abs(c) for c in coefficients) * math.sqrt(max(diagonal)) if gram else math.inf
+        # |update_i| <= sum_k |c_k| max_k |d_k,i| <= sum_k |c_k| sqrt(diag_k): finite if small
+        bound = sum(abs(c) * math.sqrt(d) for c, d in zip(applied, diagonal, strict=True))
         if not bound < 0.5 * self._largest:
-            candidate = torch.mm(negated, matrix)
+            candidate = result.update
             if not bool(torch.isfinite(candidate).all()):
-                return self._nonfinite(["update"], g_r, g_c, diagnostics)
-            self._grad_flat.copy_(candidate.view(-1))
-        else:
-            # -update straight into the .grad buffer: one pass over the directions
-            torch.mm(negated, matrix, out=self._grad_flat.view(1, -1))
-        return StepResult(torch.neg(self._grad_flat), diagnostics, g_r, g_c)
+                return self._nonfinite(["update"], directions, diagnostics)
+            self._write_negated(candidate)
+            return result
+        # -update straight into the .grad buffer: one pass over the directions
+        block = self._block if self._small else None
+        self._combine(self._grad_targets, self._sources(gradients, block), [-c for c in applied])
+        return result
 
-    @staticmethod
-    def _episode_cost(episode_cost: Tensor, like: Tensor) -> Tensor:
+    def _aggregate_into_grad(
+        self, gradients: list[list[Tensor]], episode_cost: Tensor, max_norm: float | None
+    ) -> StepResult:
+        """Generic path: the strategy's ``aggregate`` on the flat directions."""
+        flat = self._new_directions(gradients)
+        update, diagnostics = self.strategy.aggregate(flat[0], flat[1:], episode_cost)
+        update = update.detach().to(self.layout.dtype)
+        if not math.isfinite(float(update.sum())) and not bool(torch.isfinite(update).all()):
+            return self._nonfinite(["update"], flat, diagnostics)
+        norm = float(update.norm())
+        factor = 1.0 if max_norm is None else min(1.0, max_norm / (norm + 1e-6))
+        if factor != 1.0:
+            update = update * factor
+        self._write_negated(update)
+        return StepResult(diagnostics, flat, update=update, clip_factor=factor, norm=factor * norm)
+
+    def _write_negated(self, update: Tensor) -> None:
+        torch._foreach_copy_(self._grad_views, self.layout.views(update))
+        self._grad_flat.neg_()
+
+    def _episode_cost(self, episode_cost: Tensor) -> Tensor:
         """J_c_hat as a float [K] tensor on the directions' device (a scalar is K = 1)."""
+        device = self.layout.device
         if (
             isinstance(episode_cost, Tensor)
             and episode_cost.ndim == 1
             and episode_cost.is_floating_point()
-            and episode_cost.device == like.device
+            and episode_cost.device == device
         ):
             return episode_cost
-        episode_cost = torch.as_tensor(episode_cost, device=like.device)
+        episode_cost = torch.as_tensor(episode_cost, device=device)
         if episode_cost.ndim == 0:
             episode_cost = episode_cost.reshape(1)
         if not episode_cost.is_floating_point():
-            episode_cost = episode_cost.to(like.dtype)
+            episode_cost = episode_cost.to(self.layout.dtype)
         return episode_cost
 
     def _nonfinite(
-        self, names: list[str], g_r: Tensor, g_c: Tensor, diagnostics: dict[str, Tensor]
+        self,
+        names: list[str],
+        directions: Callable[[], Tensor] | Tensor,
+        diagnostics: Mapping[str, Value | Tensor],
     ) -> StepResult:
         if self.on_nonfinite == "raise":
             raise FloatingPointError(
                 f"non-finite values in {', '.join(names)}: parameters were not updated; check "
                 "the losses (or use GradientDriver(..., on_nonfinite='skip'))"
             )
-        return StepResult(None, diagnostics, g_r, g_c, skipped=True, nonfinite=names)
+        return StepResult(
+            diagnostics, directions, skipped=True, nonfinite=names, device=self.layout.device
+        )
 
-    def _nonfinite_objectives(self) -> list[str]:
+    @staticmethod
+    def _nonfinite_objectives(gradients: list[list[Tensor]]) -> list[str]:
         """Names of the objectives whose direction holds a NaN or an infinity."""
-        assert self._directions is not None
-        finite_rows = torch.isfinite(self._directions).all(dim=1).tolist()
-        names = ["reward"] + [f"cost[{k}]" for k in range(len(finite_rows) - 1)]
-        return [name for name, ok in zip(names, finite_rows, strict=True) if not ok]
+        names = ["reward"] + [f"cost[{k}]" for k in range(len(gradients) - 1)]
+        return [
+            name
+            for name, grads in zip(names, gradients, strict=True)
+            if not all(bool(torch.isfinite(grad).all()) for grad in grads)
+        ]
 
     def apply(self, update: Tensor) -> None:
         """Write ``-update`` into ``p.grad`` (views of one flat buffer; overwrites)."""
@@ -361,8 +523,10 @@ class GradientDriver:
             raise ValueError(
                 f"update must have shape [{self.layout.numel}], got {tuple(update.shape)}"
             )
-        torch.neg(update.detach().to(self._grad_flat.dtype), out=self._grad_flat)
-        self._set_grads(self._grad_views)
+        self._write_negated(update.detach().to(self.layout.dtype))
+        for param, grad in zip(self.params, self._grad_views, strict=True):
+            if param.grad is not grad:
+                param.grad = grad
 
     def __repr__(self) -> str:
         return (

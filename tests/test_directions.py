@@ -261,6 +261,31 @@ def test_directions_leave_existing_grads_untouched():
         assert param.grad is grad and (grad == 7.0).all()
 
 
+class _NormalisedSum:
+    """Mixin body of a non-linear strategy (exercises the driver's generic path)."""
+
+    name = "normalised_sum"
+
+    def _aggregate(self, g_r, g_c, episode_cost):
+        update = g_r / g_r.norm() + (g_c / g_c.norm(dim=1, keepdim=True)).sum(0)
+        return update, {"mode": torch.tensor(0)}
+
+
+def _nonlinear_strategy():
+    from gradmanip.strategies import Strategy
+
+    return type("NormalisedSum", (_NormalisedSum, Strategy), {})()
+
+
+@pytest.fixture(params=["mixed", "all_large", "all_small"])
+def in_place_numel(request, monkeypatch):
+    """Drivers built under this fixture split the test network's parameters into large ones
+    (handled in place) and small ones (copied into a block) in three ways."""
+    value = {"mixed": 20, "all_large": 1, "all_small": 1 << 30}[request.param]
+    monkeypatch.setattr("gradmanip.directions.IN_PLACE_NUMEL", value)
+    return value
+
+
 @pytest.mark.parametrize(
     ("name", "settings", "episode_cost"),
     [
@@ -270,52 +295,97 @@ def test_directions_leave_existing_grads_untouched():
         ("pcgrad", {}, [0.0, 0.0]),
         ("lagrangian", {"multiplier_init": [0.5, 2.0]}, [0.0, 0.0]),
         ("weighted_sum", {"reward_weight": 0.2, "cost_weight": [0.3, 0.5]}, [0.0, 0.0]),
-        ("hard_switch", {"cost_limit": 1.0}, [5.0, 0.0]),  # not linear: aggregate path
+        ("hard_switch", {"cost_limit": 1.0}, [5.0, 0.0]),
+        ("mgda", {}, [0.0, 0.0]),
+        ("normalised_sum", {}, [0.0, 0.0]),  # not linear: aggregate path
     ],
 )
-def test_step_matches_the_strategy_aggregate(name, settings, episode_cost):
+def test_step_matches_the_strategy_aggregate(name, settings, episode_cost, in_place_numel):
+    def build():
+        return (
+            _nonlinear_strategy() if name == "normalised_sum" else make_strategy(name, **settings)
+        )
+
     net, x = _network(2), torch.randn(16, 3)
-    driver = GradientDriver(net.parameters(), make_strategy(name, **settings))
+    driver = GradientDriver(net.parameters(), build())
     g_r, g_c = (t.clone() for t in driver.directions(*_losses(net, x)))
     cost = torch.tensor(episode_cost)
-    expected, expected_diagnostics = make_strategy(name, **settings).aggregate(g_r, g_c, cost)
+    expected, expected_diagnostics = build().aggregate(g_r, g_c, cost)
     result = driver.step(*_losses(net, x), episode_cost=cost)
-    assert driver.strategy.is_linear == (name != "hard_switch")
+    assert driver.strategy.is_linear == (name != "normalised_sum")
+    assert (result.coefficients is None) == (name == "normalised_sum")
     torch.testing.assert_close(result.update, expected)
+    torch.testing.assert_close(result.reward_direction, g_r)
+    torch.testing.assert_close(result.cost_direction, g_c)
+    assert result.update_norm == pytest.approx(float(expected.norm()), rel=1e-5)
     assert result.diagnostics.keys() == expected_diagnostics.keys()
     for key, value in expected_diagnostics.items():
         torch.testing.assert_close(result.diagnostics[key], value)
     written = torch.cat([p.grad.reshape(-1) for p in net.parameters()])
-    assert torch.equal(written, -result.update)
-    assert result.update.data_ptr() != driver._grad_flat.data_ptr()  # caller owns the update
+    assert torch.equal(written, -result.update)  # bit for bit: .grad holds exactly -update
+
+
+def test_a_result_keeps_its_own_tensors_after_later_steps(in_place_numel):
+    net, x = _network(), torch.randn(16, 3)
+    driver = GradientDriver(net.parameters(), make_strategy("soft_switch", cost_limit=1.0))
+    first = driver.step(*_losses(net, x), episode_cost=torch.tensor([1.0, 1.0]))
+    expected = [-p.grad.reshape(-1).clone() for p in net.parameters()]
+    driver.step(*_losses(net, 3 * x), episode_cost=torch.tensor([1.0, 1.0]))
+    assert torch.equal(first.update, torch.cat(expected))
+    second = driver.step(*_losses(net, 3 * x), episode_cost=torch.tensor([1.0, 1.0]))
+    assert not torch.equal(first.reward_direction, second.reward_direction)
+
+
+@pytest.mark.parametrize("name", ["soft_switch", "normalised_sum"])
+def test_max_norm_scales_the_update_like_clip_grad_norm(name, in_place_numel):
+    net, x = _network(), torch.randn(16, 3)
+    strategy = _nonlinear_strategy() if name == "normalised_sum" else make_strategy(name)
+    driver = GradientDriver(net.parameters(), strategy)
+    free = driver.step(*_losses(net, x), episode_cost=torch.tensor([0.0, 0.0]))
+    norm = float(free.update.norm())
+    assert free.clip_factor == 1.0 and free.update_norm == pytest.approx(norm, rel=1e-5)
+    unclipped = [p.grad.clone() for p in net.parameters()]
+    clipped = driver.step(*_losses(net, x), torch.tensor([0.0, 0.0]), max_norm=0.25 * norm)
+    total = float(torch.cat([grad.reshape(-1) for grad in unclipped]).norm())
+    scale = min(1.0, 0.25 * norm / (total + 1e-6))  # the clip_grad_norm_ rule
+    for param, want in zip(net.parameters(), unclipped, strict=True):
+        torch.testing.assert_close(param.grad, scale * want)
+    assert clipped.update_norm == pytest.approx(0.25 * norm, rel=1e-4)
+    assert clipped.clip_factor == pytest.approx(0.25, rel=1e-4)
+    roomy = driver.step(*_losses(net, x), torch.tensor([0.0, 0.0]), max_norm=10 * norm)
+    assert roomy.clip_factor == 1.0
+    with pytest.raises(ValueError, match="max_norm"):
+        driver.step(*_losses(net, x), torch.tensor([0.0, 0.0]), max_norm=0.0)
 
 
 def test_coefficients_reproduce_aggregate():
-    from gradmanip.strategies.linear import combine
+    from gradmanip.strategies.linear import combine, direction_gram
 
     torch.manual_seed(3)
     g_r, g_c = torch.randn(9, dtype=torch.float64), torch.randn(2, 9, dtype=torch.float64)
     cost = torch.tensor([1.0, 1.0], dtype=torch.float64)
     strategy = make_strategy("soft_switch", cost_limit=1.0)
-    coefficients, diagnostics = strategy.coefficients(g_r, g_c, cost)
+    coefficients, diagnostics = strategy.coefficients(direction_gram(g_r, g_c), cost)
     update, expected = strategy.aggregate(g_r, g_c, cost)
     torch.testing.assert_close(combine(g_r, g_c, coefficients), update)
     assert diagnostics.keys() == expected.keys()
-    with pytest.raises(ValueError, match="cost_direction"):
-        strategy.coefficients(g_r, g_c[:, :3], cost)
+    with pytest.raises(ValueError, match="gram must be a 3 x 3"):
+        strategy.coefficients(direction_gram(g_r, g_c[:1]), cost)
+    with pytest.raises(ValueError, match="episode_cost"):
+        strategy.coefficients(direction_gram(g_r, g_c), torch.tensor([1, 1]))
     with pytest.raises(TypeError, match="not a linear strategy"):
-        make_strategy("hard_switch").coefficients(g_r, g_c, cost)
+        _nonlinear_strategy().coefficients(direction_gram(g_r, g_c), cost)
 
 
 class _InfiniteCoefficients:
     """Mixin: a linear strategy whose coefficients overflow the update."""
 
-    def _coefficients(self, g_r, g_c, episode_cost, gram):
-        return [float("inf")] + [0.0] * g_c.shape[0], {}
+    def _coefficients(self, gram, episode_cost):
+        return [float("inf")] + [0.0] * (len(gram) - 1), {}
 
 
 @pytest.mark.parametrize("on_nonfinite", ["raise", "skip"])
-def test_nonfinite_linear_update_leaves_grad_untouched(on_nonfinite):
+def test_nonfinite_linear_update_leaves_grad_untouched(on_nonfinite, in_place_numel):
     from gradmanip.strategies.weighted_sum import RewardOnly
 
     class Overflowing(_InfiniteCoefficients, RewardOnly):
@@ -331,7 +401,7 @@ def test_nonfinite_linear_update_leaves_grad_untouched(on_nonfinite):
             driver.step(*_losses(net, x), episode_cost=torch.tensor([0.0, 0.0]))
     else:
         result = driver.step(*_losses(net, x), episode_cost=torch.tensor([0.0, 0.0]))
-        assert result.skipped and result.nonfinite == ["update"]
+        assert result.skipped and result.nonfinite == ["update"] and result.update is None
     for param, grad in zip(net.parameters(), before, strict=True):
         assert torch.equal(param.grad, grad)
 

@@ -28,6 +28,7 @@ parameters), and actor and critics take one fused Adam kernel call per minibatch
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from tensordict import TensorDictBase
@@ -39,7 +40,8 @@ from gradmanip.directions import GradientDriver
 from gradmanip.gaussian import HALF_LOG_2PI, gaussian_kl, gaussian_log_prob
 from gradmanip.models import ActorCritic
 from gradmanip.strategies.base import Strategy
-from gradmanip.strategies.linear import DIAGONAL_RANGE
+from gradmanip.strategies.diagnostics import Value
+from gradmanip.strategies.linear import DIAGONAL_RANGE, combine_into
 
 _PACKED_KEYS = (
     "observation",
@@ -61,6 +63,9 @@ BATCH_KEYS = (
     "value_target",
     "cost_value_target",
 )
+
+# a step's strategy diagnostics: Python values (coefficient path) or tensors (aggregate)
+Diagnostics = Mapping[str, Value | Tensor]
 
 
 def clipped_surrogates(
@@ -269,7 +274,7 @@ class PPO:
         old_log_prob: Tensor,
         advantages: Tensor,
         episode_cost: Tensor,
-    ) -> tuple[Tensor, dict[str, Tensor], bool]:
+    ) -> tuple[Tensor, Diagnostics, bool]:
         """One policy step; ``advantages [B, 1 + K]``: reward column, then the costs."""
         loc, scale = self.policy_net(obs)
         log_prob = gaussian_log_prob(action, loc, scale)
@@ -281,15 +286,13 @@ class PPO:
         if self.entropy_coef > 0.0:
             entropy = (scale.log() + 0.5 + HALF_LOG_2PI).sum(-1).mean()
             reward_loss = reward_loss - self.entropy_coef * entropy
-        result = self.driver.step(reward_loss, list(cost_surrogates.unbind(0)), episode_cost)
+        result = self.driver.step(
+            reward_loss, list(cost_surrogates.unbind(0)), episode_cost, self.max_grad_norm
+        )
         if not result.skipped:
-            if self.max_grad_norm is not None:
-                # the grads hold -update: clip by the update's norm with one fused scaling
-                coef = (self.max_grad_norm / (result.update.norm() + 1e-6)).clamp_(max=1.0)
-                torch._foreach_mul_([p.grad for p in self.driver.params], coef)
             self.actor_optimizer.step()
         losses = torch.cat([reward_loss.detach().view(1), cost_surrogates.detach()])
-        return losses, result.diagnostics, result.skipped
+        return losses, result.diagnostic_values, result.skipped
 
     def _actor_step_lean(
         self,
@@ -298,13 +301,13 @@ class PPO:
         old_log_prob: Tensor,
         advantages: Tensor,
         episode_cost: Tensor,
-    ) -> tuple[Tensor, dict[str, Tensor], bool]:
+    ) -> tuple[Tensor, Diagnostics, bool]:
         """Write ``-update`` (clipped) into :attr:`actor_grad`; no optimizer step here.
 
         Linear strategies take the coefficient path: one Gram matrix of the directions (whose
-        diagonal also tells whether every direction is finite) and one matrix product writing
-        ``-update`` into the buffer; the update is clipped only when its norm bound
-        ``sum_k |c_k| |d_k|`` may exceed ``max_grad_norm``.
+        diagonal also tells whether every direction is finite, and which gives the update's
+        norm, hence the clipping factor) and one pass writing the clipped ``-update`` into the
+        buffer.
         """
         grads, losses = self.policy_gradients.loss_gradients(
             obs, action, old_log_prob, advantages, self.clip_epsilon, self.entropy_coef
@@ -331,27 +334,30 @@ class PPO:
         if self._linear_strategy and all(low <= v <= high for v in diagonal):
             gram = [checks[row * rows : (row + 1) * rows] for row in range(rows)]
             coefficients, diagnostics = strategy.coefficients(
-                g_r, g_c, episode_cost, gram, validate=not self._strategy_validated
+                gram, episode_cost, validate=not self._strategy_validated
             )
             self._strategy_validated = True
+            factor = 1.0
+            if self.max_grad_norm is not None:
+                squared = sum(
+                    ci * cj * gram[i][j]
+                    for i, ci in enumerate(coefficients)
+                    for j, cj in enumerate(coefficients)
+                )
+                factor = min(1.0, self.max_grad_norm / (math.sqrt(max(squared, 0.0)) + 1e-6))
+            negated = [-factor * c for c in coefficients]
+            combine_into(self.actor_grad, list(directions), negated)
             # |update| <= sum_k |c_k| |d_k| (also bounds every entry: finite when small)
-            bound = sum(abs(c) * math.sqrt(d) for c, d in zip(coefficients, diagonal, strict=True))
-            negated = torch.tensor([[-c for c in coefficients]], dtype=directions.dtype)
-            torch.mm(negated, directions, out=self.actor_grad.view(1, -1))
+            bound = sum(abs(c) * math.sqrt(d) for c, d in zip(negated, diagonal, strict=True))
             if not bound < self._largest_safe and not bool(torch.isfinite(self.actor_grad).all()):
                 return self._nonfinite_actor(["update"], losses, diagnostics)
-            exact_norm = (
-                self.max_grad_norm is not None
-                and not bound * (1.0 + 1e-4) + 1e-6 <= self.max_grad_norm
-            )
         else:
             update, diagnostics = strategy.aggregate(g_r, g_c, episode_cost)
             if not bool(torch.isfinite(update).all()):
                 return self._nonfinite_actor(["update"], losses, diagnostics)
             torch.neg(update, out=self.actor_grad)
-            exact_norm = self.max_grad_norm is not None
-        if exact_norm:
-            self._clip(self.actor_grad)
+            if self.max_grad_norm is not None:
+                self._clip(self.actor_grad)
         return losses, diagnostics, False
 
     def _clip(self, flat: Tensor) -> None:
@@ -361,8 +367,8 @@ class PPO:
             flat.mul_(self.max_grad_norm / norm)
 
     def _nonfinite_actor(
-        self, names: list[str], losses: Tensor, diagnostics: dict[str, Tensor]
-    ) -> tuple[Tensor, dict[str, Tensor], bool]:
+        self, names: list[str], losses: Tensor, diagnostics: Diagnostics
+    ) -> tuple[Tensor, Diagnostics, bool]:
         if self.driver.on_nonfinite == "raise":
             raise FloatingPointError(
                 f"non-finite values in the policy {', '.join(names)}: parameters were not "
@@ -379,7 +385,7 @@ class PPO:
         episode_cost: Tensor,
         value_target: Tensor,
         cost_target: Tensor,
-    ) -> tuple[Tensor, dict[str, Tensor], bool, Tensor]:
+    ) -> tuple[Tensor, Diagnostics, bool, Tensor]:
         """Actor and critic gradients by hand, then one fused Adam step of both."""
         losses, diagnostics, skipped = self._actor_step_lean(
             obs, action, old_log_prob, advantages, episode_cost
@@ -408,7 +414,7 @@ class PPO:
         n, size = data["observation"].shape[0], self.minibatch_size
         actor_losses: list[Tensor] = []
         critic_losses: list[Tensor] = []
-        diagnostics_seen: dict[str, list[Tensor]] = {}
+        diagnostics_seen: dict[str, list[Value | Tensor]] = {}
         steps = skipped = passes = 0
         kl = float("nan")
         columns = [data[key].reshape(n, -1) for key in _PACKED_KEYS]
@@ -459,7 +465,7 @@ class PPO:
         self,
         actor_losses: list[Tensor],
         critic_losses: list[Tensor],
-        diagnostics_seen: dict[str, list[Tensor]],
+        diagnostics_seen: dict[str, list[Value | Tensor]],
         steps: int,
         skipped: int,
         passes: int,
@@ -482,7 +488,9 @@ class PPO:
         for k, value in enumerate(losses[1:]):
             metrics["loss/cost" if k == 0 else f"loss/cost_{k}"] = value
         for name, values in diagnostics_seen.items():
-            mean = torch.stack(values).detach().double().mean(0).reshape(-1).tolist()
+            if isinstance(values[0], Tensor):  # from aggregate(); the fast path gives floats
+                values = torch.stack(values).detach().double()
+            mean = torch.as_tensor(values, dtype=torch.float64).mean(0).reshape(-1).tolist()
             for k, value in enumerate(mean):
                 metrics[f"strategy/{name}" if k == 0 else f"strategy/{name}_{k}"] = value
         return metrics

@@ -24,7 +24,8 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
 from torch import Tensor
 
-from gradmanip.strategies.linear import combine
+from gradmanip.strategies.diagnostics import Value, as_tensors
+from gradmanip.strategies.linear import Gram, combine, direction_gram
 
 MODE_BOTH = 0
 MODE_REWARD_ONLY = 1
@@ -126,33 +127,31 @@ class Strategy(TensorDictModuleBase):
 
     @property
     def is_linear(self) -> bool:
-        """Whether the update is a linear combination of the directions with coefficients from
-        :meth:`coefficients` (then callers may combine in place, e.g. into ``.grad``)."""
+        """Whether the update is ``sum_i c_i d_i`` with coefficients c that depend only on the
+        Gram matrix of the directions and J_c_hat (see :meth:`coefficients`); callers may then
+        combine the directions in place, e.g. straight into ``.grad``."""
         return type(self)._coefficients is not Strategy._coefficients
 
     def coefficients(
-        self,
-        g_r: Tensor,
-        g_c: Tensor,
-        episode_cost: Tensor,
-        gram: list[list[float]] | None = None,
-        validate: bool = True,
-    ) -> tuple[list[float], dict[str, Tensor]]:
+        self, gram: Gram, episode_cost: Tensor, validate: bool = True
+    ) -> tuple[list[float], dict[str, Value]]:
         """Coefficient fast path of linear strategies (see :attr:`is_linear`): returns
-        (c [1 + K floats], diagnostics) with ``update = c[0] g_r + sum_k c[1 + k] g_c[k]``.
+        (c [1 + K floats], diagnostics) with ``update = c[0] g_r + sum_k c[1 + k] g_c[k]``;
+        the diagnostics are Python values (:func:`~gradmanip.strategies.diagnostics.as_tensors`
+        gives the tensors ``aggregate`` returns).
 
-        ``gram`` is the Gram matrix of the directions as returned by
-        :func:`gradmanip.strategies.linear.direction_gram` (computed here when None).
-        ``validate=False`` skips :meth:`check_inputs` for callers that already ran it on inputs of
-        the same shapes, dtypes and devices.
+        ``gram`` is the (1 + K) x (1 + K) Gram matrix of (g_r, g_c[0], ..., g_c[K-1]) as nested
+        Python floats, known up to a common positive factor (see
+        :func:`gradmanip.strategies.linear.direction_gram`). ``validate=False`` skips
+        :meth:`check_gram` for callers that already ran it on inputs of the same sizes.
         """
         if not self.is_linear:
             raise TypeError(
                 f"{type(self).__name__} is not a linear strategy; use aggregate() instead"
             )
         if validate:
-            self.check_inputs(g_r, g_c, episode_cost)
-        return self._coefficients(g_r, g_c, episode_cost, gram)
+            self.check_gram(gram, episode_cost)
+        return self._coefficients(gram, episode_cost)
 
     def update_state(self, episode_cost: Tensor) -> None:
         """Advance the per-epoch state (multipliers, PID terms, slack) with the latest J_c_hat [K].
@@ -182,13 +181,14 @@ class Strategy(TensorDictModuleBase):
         """The update; linear strategies get it from their coefficients, others override this."""
         if not self.is_linear:
             raise NotImplementedError(f"{type(self).__name__} must implement _aggregate")
-        coefficients, diagnostics = self._coefficients(g_r, g_c, episode_cost, None)
-        return combine(g_r, g_c, coefficients), diagnostics
+        coefficients, diagnostics = self._coefficients(direction_gram(g_r, g_c), episode_cost)
+        return combine(g_r, g_c, coefficients), as_tensors(diagnostics, g_r.device)
 
     def _coefficients(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: list[list[float]] | None
-    ) -> tuple[list[float], dict[str, Tensor]]:
-        """Linear strategies implement this; :meth:`_aggregate` then combines with it."""
+        self, gram: Gram, episode_cost: Tensor
+    ) -> tuple[list[float], dict[str, Value]]:
+        """Linear strategies implement this: coefficients from the Gram matrix and J_c_hat, and
+        diagnostics as Python values; :meth:`_aggregate` then combines the directions."""
         raise NotImplementedError(f"{type(self).__name__} has no coefficient fast path")
 
     def _update_state(self, episode_cost: Tensor) -> None:
@@ -253,6 +253,28 @@ class Strategy(TensorDictModuleBase):
                     f"{g_r.device}; move them to one device"
                 )
         self._check_count(g_c.shape[0], "cost_direction")
+
+    def check_gram(self, gram: Gram, episode_cost: Tensor) -> None:
+        """Check that ``gram`` is a square (1 + K) x (1 + K) nested list of floats matching
+        ``episode_cost`` [K] (a float tensor); ValueError naming the argument otherwise."""
+        key = self._keys["episode_cost"]
+        if not isinstance(episode_cost, Tensor) or not episode_cost.is_floating_point():
+            raise ValueError(
+                f"{key!r} must be a floating tensor of shape [K], got {episode_cost!r}"
+            )
+        if episode_cost.ndim != 1 or episode_cost.shape[0] < 1:
+            raise ValueError(f"{key!r} must have shape [K], got {tuple(episode_cost.shape)}")
+        size = 1 + episode_cost.shape[0]
+        if (
+            not isinstance(gram, (list, tuple))
+            or len(gram) != size
+            or any(not isinstance(row, (list, tuple)) or len(row) != size for row in gram)
+        ):
+            raise ValueError(
+                f"gram must be a {size} x {size} nested list (1 + K directions for the K = "
+                f"{size - 1} entries of {key!r}); build it with direction_gram(g_r, g_c)"
+            )
+        self._check_count(size - 1, "episode_cost")
 
     # ---------------------------------------------------------------------------------- repr
     def extra_repr(self) -> str:

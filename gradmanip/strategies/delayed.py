@@ -12,6 +12,8 @@ import torch
 from torch import Tensor
 
 from gradmanip.strategies.base import MODE_REWARD_ONLY, Strategy
+from gradmanip.strategies.diagnostics import Value
+from gradmanip.strategies.linear import Gram
 
 
 class DelayedSafety(Strategy):
@@ -44,16 +46,35 @@ class DelayedSafety(Strategy):
         if self.safety_active:
             self.strategy.update_state(episode_cost)
 
+    @property
+    def is_linear(self) -> bool:
+        """Linear exactly when the inner strategy is (the warm-up update g_r is linear)."""
+        return self.strategy.is_linear
+
+    def _coefficients(
+        self, gram: Gram, episode_cost: Tensor
+    ) -> tuple[list[float], dict[str, Value]]:
+        coefficients, diagnostics = self.strategy._coefficients(gram, episode_cost)
+        active = self.safety_active
+        diagnostics["safety_active"] = int(active)
+        if not active:
+            coefficients = [1.0] + [0.0] * (len(gram) - 1)
+            if "mode" in diagnostics:
+                diagnostics["mode"] = MODE_REWARD_ONLY
+        return coefficients, diagnostics
+
     def _aggregate(
         self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.is_linear:
+            return super()._aggregate(g_r, g_c, episode_cost)
         update, diagnostics = self.strategy._aggregate(g_r, g_c, episode_cost)
         active = self.safety_active
+        diagnostics["safety_active"] = torch.tensor(int(active), device=g_r.device)
         if not active:
             update = g_r.clone()
             if "mode" in diagnostics:
                 diagnostics["mode"] = torch.full_like(diagnostics["mode"], MODE_REWARD_ONLY)
-        diagnostics["safety_active"] = torch.tensor(int(active))
         return update, diagnostics
 
     def reset(self) -> None:

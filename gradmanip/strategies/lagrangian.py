@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from gradmanip.strategies.base import MODE_BOTH, MODE_REWARD_ONLY, Strategy
-from gradmanip.strategies.linear import mode_tensor
+from gradmanip.strategies.diagnostics import Value
+from gradmanip.strategies.linear import Gram
 from gradmanip.strategies.settings import (
     PerConstraint,
     check_finite,
@@ -53,16 +54,16 @@ class _MultiplierStrategy(Strategy):
     multiplier: Tensor
 
     def _coefficients(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: list[list[float]] | None
-    ) -> tuple[list[float], dict[str, Tensor]]:
+        self, gram: Gram, episode_cost: Tensor
+    ) -> tuple[list[float], dict[str, Value]]:
         multiplier = self.multiplier.tolist()
         normaliser = 1.0 + sum(multiplier)
         coefficients = [1.0 / normaliser] + [value / normaliser for value in multiplier]
         mode = MODE_REWARD_ONLY if not any(multiplier) else MODE_BOTH
         diagnostics = {
-            "mode": mode_tensor(mode, g_r.device),
-            "lagrange_multiplier": self.multiplier.to(g_r.device, g_r.dtype, copy=True),
-            "reward_weight": torch.tensor(coefficients[0], dtype=g_r.dtype, device=g_r.device),
+            "mode": mode,
+            "lagrange_multiplier": multiplier,
+            "reward_weight": coefficients[0],
         }
         return coefficients, diagnostics
 

@@ -3,12 +3,13 @@
 Every built-in strategy returns an update that is a linear combination of its input directions,
 ``update = c_0 g_r + sum_k c_k g_c[k]``. The coefficients c are computed from the M x M Gram
 matrix of the M = 1 + K directions (index 0 = reward, 1..K = constraints). The [P]-sized work is
-one Gram product and one matrix-vector product on tensors; the M x M algebra runs on Python
+one Gram product and one combination pass on tensors; the M x M algebra runs on Python
 floats (M is tiny, and one ``tolist()`` is far cheaper than dozens of tiny tensor operations).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -63,24 +64,43 @@ def combine(g_r: Tensor, g_c: Tensor, coefficients: Sequence[float]) -> Tensor:
     """``coefficients[0] * g_r + sum_k coefficients[1 + k] * g_c[k]`` as a new [P] tensor.
 
     A single non-zero coefficient equal to 1 returns an exact copy of that direction (e.g. g_r
-    in reward-only mode). Directions stored back to back (the driver's buffer) are combined by
-    one matrix-vector product; otherwise by scalar multiply-adds that skip zero coefficients.
+    in reward-only mode); otherwise see :func:`combine_into`.
     """
     nonzero = [index for index, value in enumerate(coefficients) if value != 0]
     if len(nonzero) == 1 and coefficients[nonzero[0]] == 1:
         index = nonzero[0]
         return (g_r if index == 0 else g_c[index - 1]).clone()
-    block = stacked(g_r, g_c)
-    if block is not None:
-        weights = torch.tensor(coefficients, dtype=g_r.dtype, device=g_r.device)
-        return torch.mv(block.T, weights)
-    if not nonzero:
-        return torch.zeros_like(g_r)
-    directions = [g_r if index == 0 else g_c[index - 1] for index in nonzero]
-    result = directions[0] * coefficients[nonzero[0]]
-    for direction, index in zip(directions[1:], nonzero[1:], strict=True):
-        result.add_(direction, alpha=coefficients[index])
-    return result
+    return combine_into(torch.empty_like(g_r), [g_r, *g_c], coefficients)
+
+
+def combine_into(
+    out: Tensor, directions: Sequence[Tensor], coefficients: Sequence[float]
+) -> Tensor:
+    """Write ``sum_i coefficients[i] * directions[i]`` into ``out`` (1-D tensors of one length).
+
+    The first two terms take one pass over memory (``beta d_0 + alpha d_1``, computed by
+    ``torch.addr`` against the unit vector [1]); each further non-zero term takes one more.
+    """
+    first, *rest = directions
+    if not rest:
+        return torch.mul(first, coefficients[0], out=out)
+    torch.addr(
+        first.view(-1, 1),
+        rest[0],
+        _unit(out.dtype, out.device),
+        beta=coefficients[0],
+        alpha=coefficients[1],
+        out=out.view(-1, 1),
+    )
+    for direction, coefficient in zip(rest[1:], coefficients[2:], strict=True):
+        if coefficient != 0:
+            out.add_(direction, alpha=coefficient)
+    return out
+
+
+@functools.cache
+def _unit(dtype: torch.dtype, device: torch.device) -> Tensor:
+    return torch.ones(1, dtype=dtype, device=device)
 
 
 def cosines(gram: Gram) -> list[float]:
@@ -99,21 +119,7 @@ def conflicts(gram: Gram) -> list[bool]:
     return [gram[0][k] < 0 for k in range(1, len(gram))]
 
 
-def angle_diagnostics(gram: Gram, device: torch.device) -> dict[str, Tensor]:
-    """``cosine`` [K] (float64) and ``conflict`` [K] (bool) between g_r and each g_c[k]."""
+def angle_diagnostics(gram: Gram) -> dict[str, list[float] | list[bool]]:
+    """``cosine`` [K] and ``conflict`` [K] between g_r and each g_c[k], as Python values."""
     values = cosines(gram)
-    if len(values) == 1:  # the common K = 1: torch.full is the cheapest constructor
-        return {
-            "cosine": torch.full((1,), values[0], dtype=torch.float64, device=device),
-            "conflict": torch.full((1,), values[0] < 0, dtype=torch.bool, device=device),
-        }
-    return {
-        "cosine": torch.tensor(values, dtype=torch.float64, device=device),
-        # same sign as g_r . g_c[k]; built from the floats (a tensor creation, no kernel)
-        "conflict": torch.tensor([value < 0 for value in values], device=device),
-    }
-
-
-def mode_tensor(mode: int, device: torch.device) -> Tensor:
-    """Mode code as an int64 scalar tensor (0 both, 1 reward only, 2 cost only)."""
-    return torch.scalar_tensor(mode, dtype=torch.int64, device=device)
+    return {"cosine": values, "conflict": [value < 0 for value in values]}

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
 from gradmanip.strategies.base import MODE_BOTH, Strategy
 from gradmanip.strategies.combine import Combiner
+from gradmanip.strategies.diagnostics import Value
 from gradmanip.strategies.linear import (
     Gram,
     angle_diagnostics,
-    direction_gram,
-    mode_tensor,
 )
 
 
@@ -93,15 +91,13 @@ class MGDA(Strategy):
         self.combiner = MGDACombiner(iterations)
 
     def _coefficients(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: Gram | None
-    ) -> tuple[list[float], dict[str, Tensor]]:
-        if gram is None:
-            gram = direction_gram(g_r, g_c)
+        self, gram: Gram, episode_cost: Tensor
+    ) -> tuple[list[float], dict[str, Value]]:
         coefficients = self.combiner.coefficients(gram)
         diagnostics = {
-            "mode": mode_tensor(MODE_BOTH, g_r.device),
-            **angle_diagnostics(gram, g_r.device),
-            "reward_weight": torch.tensor(coefficients[0], dtype=g_r.dtype, device=g_r.device),
+            "mode": MODE_BOTH,
+            **angle_diagnostics(gram),
+            "reward_weight": coefficients[0],
         }
         return coefficients, diagnostics
 

@@ -6,11 +6,10 @@ from torch import Tensor
 
 from gradmanip.strategies.base import MODE_BOTH, Strategy
 from gradmanip.strategies.combine import PCGradCombiner
+from gradmanip.strategies.diagnostics import Value
 from gradmanip.strategies.linear import (
     Gram,
     angle_diagnostics,
-    direction_gram,
-    mode_tensor,
 )
 
 
@@ -35,15 +34,10 @@ class PCGrad(Strategy):
         self.combiner.reset()
 
     def _coefficients(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: Gram | None
-    ) -> tuple[list[float], dict[str, Tensor]]:
-        if gram is None:
-            gram = direction_gram(g_r, g_c)
+        self, gram: Gram, episode_cost: Tensor
+    ) -> tuple[list[float], dict[str, Value]]:
         coefficients = self.combiner.coefficients(gram)
-        diagnostics = {
-            "mode": mode_tensor(MODE_BOTH, g_r.device),
-            **angle_diagnostics(gram, g_r.device),
-        }
+        diagnostics = {"mode": MODE_BOTH, **angle_diagnostics(gram)}
         return coefficients, diagnostics
 
     def _settings(self) -> dict[str, object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from gradmanip.strategies.base import MODE_BOTH, MODE_COST_ONLY, MODE_REWARD_ONLY, Strategy
@@ -14,11 +13,10 @@ from gradmanip.strategies.combine import (
     fixed_order,
     projection_matrix,
 )
+from gradmanip.strategies.diagnostics import Value
 from gradmanip.strategies.linear import (
     Gram,
     angle_diagnostics,
-    direction_gram,
-    mode_tensor,
 )
 from gradmanip.strategies.settings import (
     PerConstraint,
@@ -149,7 +147,8 @@ class SoftSwitch(Strategy):
     def _band_edges(self, count: int) -> tuple[list[float], list[float]]:
         """(b + h+, b + h-) per constraint as floats, recomputed only when a buffer changed
         (in-place updates bump ``_version``; replaced buffers change ``data_ptr``)."""
-        buffers = (self.cost_limit, self.upper_slack, self.lower_slack)
+        named = self._buffers  # (plain dict access: this runs at every step)
+        buffers = (named["cost_limit"], named["upper_slack"], named["lower_slack"])
         key = (count, *((b._version, b.data_ptr()) for b in buffers))
         cached = self.__dict__.get("_edges_cache")
         if cached is None or cached[0] != key:
@@ -162,10 +161,8 @@ class SoftSwitch(Strategy):
         return cached[1]
 
     def _coefficients(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: Gram | None
-    ) -> tuple[list[float], dict[str, Tensor]]:
-        if gram is None:
-            gram = direction_gram(g_r, g_c)
+        self, gram: Gram, episode_cost: Tensor
+    ) -> tuple[list[float], dict[str, Value]]:
         mode, above = self.select_mode(episode_cost)
         size = len(gram)
         if mode == MODE_COST_ONLY:
@@ -177,8 +174,7 @@ class SoftSwitch(Strategy):
             coefficients = [1.0] + [0.0] * (size - 1)
         else:
             coefficients = self.in_band.coefficients(gram)
-        diagnostics = {"mode": mode_tensor(mode, g_r.device), **angle_diagnostics(gram, g_r.device)}
-        return coefficients, diagnostics
+        return coefficients, {"mode": mode, **angle_diagnostics(gram)}
 
     def _settings(self) -> dict[str, object]:
         return {
@@ -212,26 +208,23 @@ class HardSwitch(Strategy):
         self.register_buffer("cost_limit", limit, persistent=False)
         self.register_buffer("tolerance", tol, persistent=False)
 
-    def _aggregate(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        gram = direction_gram(g_r, g_c)
+    def _coefficients(
+        self, gram: Gram, episode_cost: Tensor
+    ) -> tuple[list[float], dict[str, Value]]:
         costs = episode_cost.tolist()
         count = len(costs)
         limits = _broadcast(self.cost_limit, count)
         tolerances = _broadcast(self.tolerance, count)
         excess = [c - b - t for c, b, t in zip(costs, limits, tolerances, strict=True)]
         worst = max(range(count), key=excess.__getitem__)
-        if excess[worst] > 0:
-            mode, update, followed = MODE_COST_ONLY, g_c[worst].clone(), worst
-        else:
-            mode, update, followed = MODE_REWARD_ONLY, g_r.clone(), -1
-        diagnostics = {
-            "mode": mode_tensor(mode, g_r.device),
-            **angle_diagnostics(gram, g_r.device),
-            "followed_constraint": torch.tensor(followed, dtype=torch.int64, device=g_r.device),
+        mode, followed = (MODE_COST_ONLY, worst) if excess[worst] > 0 else (MODE_REWARD_ONLY, -1)
+        coefficients = [0.0] * (1 + count)
+        coefficients[1 + followed] = 1.0  # followed = -1: g_r
+        return coefficients, {
+            "mode": mode,
+            **angle_diagnostics(gram),
+            "followed_constraint": followed,
         }
-        return update, diagnostics
 
     def _settings(self) -> dict[str, object]:
         return {

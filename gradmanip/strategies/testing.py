@@ -20,6 +20,8 @@ from tensordict.nn import TensorDictSequential
 from torch import Tensor
 
 from gradmanip.strategies.base import Strategy
+from gradmanip.strategies.diagnostics import as_tensors
+from gradmanip.strategies.linear import combine, direction_gram
 
 # Scales of the random directions: zero, tiny, ordinary and huge (all finite in float32).
 SCALES = (0.0, 1e-30, 1e-3, 1.0, 1e3, 1e30)
@@ -88,6 +90,26 @@ def check_forward_matches_aggregate(strategy: Strategy, cases: list[Case]) -> No
         for key in strategy.out_keys:
             assert key in td.keys(True, True), f"forward did not write declared out key {key!r}"
         torch.testing.assert_close(td.get(strategy.keys["update"]), expected, rtol=0, atol=0)
+
+
+def check_coefficients_match_aggregate(strategy: Strategy, cases: list[Case]) -> None:
+    """Linear strategies: the coefficients computed from the Gram matrix alone give the update
+    of ``aggregate`` (as the driver's fast path uses them) with the same diagnostics."""
+    if not strategy.is_linear:
+        return
+    for case in cases:
+        expected, expected_diagnostics = copy.deepcopy(strategy).aggregate(*case)
+        g_r, g_c, episode_cost = case
+        coefficients, diagnostics = copy.deepcopy(strategy).coefficients(
+            direction_gram(g_r, g_c), episode_cost
+        )
+        assert len(coefficients) == 1 + g_c.shape[0], "one coefficient per direction expected"
+        torch.testing.assert_close(combine(g_r, g_c, coefficients), expected)
+        assert diagnostics.keys() == expected_diagnostics.keys(), "diagnostics differ"
+        for name, value in as_tensors(diagnostics, g_r.device).items():
+            torch.testing.assert_close(
+                value, expected_diagnostics[name], msg=f"diagnostic {name!r}"
+            )
 
 
 def check_positive_homogeneity(strategy: Strategy, cases: list[Case]) -> None:
@@ -204,6 +226,7 @@ def check_strategy(
     subject = copy.deepcopy(strategy)
     check_output(subject, cases)
     check_forward_matches_aggregate(copy.deepcopy(strategy), cases)
+    check_coefficients_match_aggregate(strategy, cases)
     if homogeneous:
         check_positive_homogeneity(copy.deepcopy(strategy), cases)
     check_state_dict_round_trip(copy.deepcopy(strategy), cases)

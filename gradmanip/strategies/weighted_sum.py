@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from gradmanip.strategies.base import MODE_BOTH, MODE_REWARD_ONLY, Strategy
 from gradmanip.strategies.combine import WeightedSumCombiner
-from gradmanip.strategies.linear import mode_tensor
+from gradmanip.strategies.diagnostics import Value
+from gradmanip.strategies.linear import Gram
 from gradmanip.strategies.settings import PerConstraint
 
 
@@ -46,13 +46,13 @@ class WeightedSum(Strategy):
         self.require_sum_to_one = require_sum_to_one
 
     def _coefficients(
-        self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor, gram: list[list[float]] | None
-    ) -> tuple[list[float], dict[str, Tensor]]:
-        weights = self.combiner.weights(1 + g_c.shape[0])
+        self, gram: Gram, episode_cost: Tensor
+    ) -> tuple[list[float], dict[str, Value]]:
+        weights = self.combiner.weights(len(gram))
         mode = MODE_REWARD_ONLY if not any(weights[1:]) else MODE_BOTH
         diagnostics = {
-            "mode": mode_tensor(mode, g_r.device),
-            "reward_weight": torch.tensor(weights[0], dtype=g_r.dtype, device=g_r.device),
+            "mode": mode,
+            "reward_weight": weights[0],
         }
         return weights, diagnostics
 

@@ -24,8 +24,11 @@ def test_combination_formula():
     g_c = torch.tensor([[0.0, 4.0], [-4.0, 0.0]])
     update, diagnostics = strategy.aggregate(g_r, g_c, torch.tensor([0.0, 0.0]))
     torch.testing.assert_close(update, torch.tensor([-11.0, 6.0]) / 5)
-    torch.testing.assert_close(diagnostics["reward_weight"], torch.tensor(0.2))
-    torch.testing.assert_close(diagnostics["lagrange_multiplier"], torch.tensor([1.0, 3.0]))
+    as_double = {"dtype": torch.float64}  # float diagnostics are float64
+    torch.testing.assert_close(diagnostics["reward_weight"], torch.tensor(0.2, **as_double))
+    torch.testing.assert_close(
+        diagnostics["lagrange_multiplier"], torch.tensor([1.0, 3.0], **as_double)
+    )
 
 
 def test_adam_multiplier_matches_torch_adam_with_clamp():

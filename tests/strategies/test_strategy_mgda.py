@@ -19,7 +19,7 @@ def test_hand_computed_two_task_value():
     )
     # alpha = (|g_c|^2 - g_r.g_c) / |g_r - g_c|^2 = 3 / 5 -> 0.6 g_r + 0.4 g_c
     torch.testing.assert_close(update, torch.tensor([0.2, 0.4]))
-    torch.testing.assert_close(diagnostics["reward_weight"], torch.tensor(0.6))
+    torch.testing.assert_close(diagnostics["reward_weight"], torch.tensor(0.6, dtype=torch.float64))
 
 
 @settings(max_examples=60, deadline=None)
