@@ -14,7 +14,7 @@ import torch
 from tensordict import TensorDict
 
 from gradmanip.algos.trpo import NaturalGradient
-from gradmanip.directions import flat_params, set_flat_params
+from gradmanip.flat import flat_params, set_flat_params
 from gradmanip.models import make_actor_critic
 from gradmanip.natural import gaussian_kl, gaussian_log_prob
 from gradmanip.strategies import make_strategy

@@ -14,8 +14,8 @@ as used by the PCRPO paper's base algorithm:
    first fraction whose actual improvement is positive, whose ratio actual / expected exceeds
    ``accept_ratio``, and whose measured mean KL stays within ``kl_slack * max_kl``.
 
-Everything works on flat 1-D tensors (:func:`gradmanip.directions.flat_params` /
-:func:`gradmanip.directions.set_flat_params` map between a list of parameters and one vector).
+Everything works on flat 1-D tensors (:func:`gradmanip.flat.flat_params` /
+:func:`gradmanip.flat.set_flat_params` map between a list of parameters and one vector).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from gradmanip.directions import ParameterLayout, flat_params, set_flat_params
+from gradmanip.flat import ParameterLayout, flat_params, set_flat_params
 from gradmanip.gaussian import gaussian_kl, gaussian_log_prob
 
 __all__ = [

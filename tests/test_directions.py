@@ -8,13 +8,8 @@ from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 
-from gradmanip.directions import (
-    GradientDriver,
-    ParameterLayout,
-    flat_params,
-    set_flat_params,
-    unflatten,
-)
+from gradmanip.directions import GradientDriver
+from gradmanip.flat import ParameterLayout, flat_params, set_flat_params, unflatten
 from gradmanip.strategies import make_strategy
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call
 
-from gradmanip.directions import flat_params, set_flat_params, unflatten
+from gradmanip.flat import flat_params, set_flat_params, unflatten
 from gradmanip.natural import (
     FisherVectorProduct,
     backtracking_line_search,

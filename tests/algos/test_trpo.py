@@ -15,7 +15,7 @@ import safe_envs
 from gradmanip.advantages import SafeAdvantages
 from gradmanip.algos.trpo import NaturalGradient, span_coefficients
 from gradmanip.collect import GaussianPolicy, make_collector
-from gradmanip.directions import flat_params
+from gradmanip.flat import flat_params
 from gradmanip.models import ActorCritic, make_actor_critic
 from gradmanip.natural import gaussian_kl, gaussian_log_prob
 from gradmanip.strategies import MODE_BOTH, MODE_COST_ONLY, available_strategies, make_strategy
