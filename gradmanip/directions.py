@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.overrides import has_torch_function
 
 from gradmanip.flat import ParameterLayout
-from gradmanip.step_result import StepResult, update_norm
+from gradmanip.step_result import StepResult, clip_factor, update_norm
 from gradmanip.strategies.base import Strategy
 from gradmanip.strategies.diagnostics import Value
 from gradmanip.strategies.linear import DIAGONAL_RANGE, Gram, combine_into
@@ -95,7 +95,7 @@ class GradientDriver:
         for index in self._small + self._large:
             self._offsets[index] = (start, start + sizes[index])
             start += sizes[index]
-        self._grad_flat = self._new_flat()
+        self._grad_flat = self._empty(self.numel)
         self._grad_views = self._views(self._grad_flat)
         self._grad_targets = self._targets(self._grad_flat)
 
@@ -104,8 +104,8 @@ class GradientDriver:
         """Number of scalar parameters P."""
         return self.layout.numel
 
-    def _new_flat(self) -> Tensor:
-        return torch.empty(self.layout.numel, dtype=self.layout.dtype, device=self.layout.device)
+    def _empty(self, *shape: int) -> Tensor:
+        return torch.empty(*shape, dtype=self.layout.dtype, device=self.layout.device)
 
     def _views(self, grad_order: Tensor) -> list[Tensor]:
         """Per-parameter views (layout order) of a [P] tensor in the .grad buffer's order."""
@@ -128,9 +128,10 @@ class GradientDriver:
         The returned tensors are views of a buffer reused by the next call; ``.grad`` is left as
         it was.
         """
-        flat = self._flatten(
-            self._gradients(self._checked_losses(reward_loss, cost_losses), retain_graph)
-        )
+        gradients = self._gradients(self._checked_losses(reward_loss, cost_losses), retain_graph)
+        if self._flat is None or self._flat.shape[0] != len(gradients):
+            self._flat = self._empty(len(gradients), self.numel)
+        flat = self._pack(gradients, range(len(self.params)), self._flat)
         return flat[0], flat[1:]
 
     def _checked_losses(
@@ -199,46 +200,37 @@ class GradientDriver:
             raise ValueError("cost_losses is empty; pass at least one cost loss")
         return cost_list
 
-    def _flatten(self, gradients: list[list[Tensor]], out: Tensor | None = None) -> Tensor:
-        """[M, P] directions in layout order (into the reused buffer unless ``out`` is given)."""
-        rows = len(gradients)
-        if out is None:
-            if self._flat is None or self._flat.shape[0] != rows:
-                self._flat = torch.empty(
-                    rows, self.layout.numel, dtype=self.layout.dtype, device=self.layout.device
-                )
-            out = self._flat
-        views = [view for row in out for view in self.layout.views(row)]
-        torch._foreach_copy_(views, [grad for grads in gradients for grad in grads])
+    def _pack(
+        self,
+        gradients: list[list[Tensor]],
+        indices: Sequence[int],
+        out: Tensor,
+        views: list[Tensor] | None = None,
+    ) -> Tensor:
+        """Fill ``out`` [M, n]: per objective, the directions of the parameters ``indices`` side
+        by side (``views``: :meth:`_pack_views` of ``out``, when already made)."""
+        if views is None:
+            views = self._pack_views(out, indices)
+        torch._foreach_copy_(views, [grads[i] for grads in gradients for i in indices])
         return out
 
-    def _small_block(self, gradients: list[list[Tensor]], out: Tensor | None = None) -> Tensor:
-        """[M, P_small]: the small parameters' directions side by side (reused buffer unless
-        ``out`` is given)."""
-        rows = len(gradients)
-        if out is None:
-            if self._block is None or self._block.shape[0] != rows:
-                self._block = torch.empty(
-                    rows, self._small_numel, dtype=self.layout.dtype, device=self.layout.device
-                )
-                self._block_views = self._small_views(self._block)
-                self._block_rows = list(self._block)
-            out, views = self._block, self._block_views
-        else:
-            views = self._small_views(out)
-        small = self._small
-        torch._foreach_copy_(views, [grads[i] for grads in gradients for i in small])
-        return out
-
-    def _small_views(self, block: Tensor) -> list[Tensor]:
-        """Views of an [M, P_small] block shaped like the small parameters, row by row."""
-        sizes = [self.layout.sizes[i] for i in self._small]
-        shapes = [self.layout.shapes[i] for i in self._small]
+    def _pack_views(self, block: Tensor, indices: Sequence[int]) -> list[Tensor]:
+        """Views of an [M, n] block shaped like the parameters ``indices``, row by row."""
+        sizes = [self.layout.sizes[i] for i in indices]
+        shapes = [self.layout.shapes[i] for i in indices]
         return [
             chunk.view(shape)
             for row in block
             for chunk, shape in zip(row.split(sizes), shapes, strict=True)
         ]
+
+    def _small_block(self, gradients: list[list[Tensor]]) -> Tensor:
+        """[M, P_small]: the small parameters' directions, in a buffer reused across steps."""
+        if self._block is None or self._block.shape[0] != len(gradients):
+            self._block = self._empty(len(gradients), self._small_numel)
+            self._block_views = self._pack_views(self._block, self._small)
+            self._block_rows = list(self._block)
+        return self._pack(gradients, self._small, self._block, self._block_views)
 
     # --------------------------------------------------------------------------------- gram
     def _gram(self, gradients: list[list[Tensor]]) -> Gram:
@@ -304,18 +296,20 @@ class GradientDriver:
         (same regions, same operations)."""
         block = None
         if self._small:
-            block = self._small_block(
-                gradients, out=self._new_flat().new_empty(len(gradients), self._small_numel)
+            block = self._pack(
+                gradients, self._small, self._empty(len(gradients), self._small_numel)
             )
-        in_grad_order = self._new_flat()
+        in_grad_order = self._empty(self.numel)
         self._combine(self._targets(in_grad_order), self._sources(gradients, block), coefficients)
-        update = self._new_flat()
+        update = self._empty(self.numel)
         torch._foreach_copy_(self.layout.views(update), self._views(in_grad_order))
         return update
 
     def _new_directions(self, gradients: list[list[Tensor]]) -> Tensor:
         """A new [M, P] tensor of the directions in layout order."""
-        return self._flatten(gradients, out=self._new_flat().new_empty(len(gradients), self.numel))
+        return self._pack(
+            gradients, range(len(self.params)), self._empty(len(gradients), self.numel)
+        )
 
     # --------------------------------------------------------------------------------- step
     def step(
@@ -338,9 +332,7 @@ class GradientDriver:
         gradients = self._gradients(self._checked_losses(reward_loss, cost_losses), False)
         result = self._update_into_grad(gradients, episode_cost, max_norm)
         if not result.skipped:
-            for param, grad in zip(self.params, self._grad_views, strict=True):
-                if param.grad is not grad:
-                    param.grad = grad
+            self._attach_grads()
         return result
 
     def _update_into_grad(
@@ -373,7 +365,7 @@ class GradientDriver:
         norm: Callable[[], float] | float = functools.partial(update_norm, gram, coefficients)
         if max_norm is not None:
             norm = update_norm(gram, coefficients)
-            factor = min(1.0, max_norm / (norm + 1e-6))
+            factor = clip_factor(norm, max_norm)
             norm = factor * norm
         applied = [factor * c for c in coefficients] if factor != 1.0 else coefficients
         result = StepResult(
@@ -408,7 +400,7 @@ class GradientDriver:
         if not math.isfinite(float(update.sum())) and not bool(torch.isfinite(update).all()):
             return self._nonfinite(["update"], flat, diagnostics)
         norm = float(update.norm())
-        factor = 1.0 if max_norm is None else min(1.0, max_norm / (norm + 1e-6))
+        factor = 1.0 if max_norm is None else clip_factor(norm, max_norm)
         if factor != 1.0:
             update = update * factor
         self._write_negated(update)
@@ -467,6 +459,10 @@ class GradientDriver:
                 f"update must have shape [{self.layout.numel}], got {tuple(update.shape)}"
             )
         self._write_negated(update.detach().to(self.layout.dtype))
+        self._attach_grads()
+
+    def _attach_grads(self) -> None:
+        """Point each ``p.grad`` at its view of the .grad buffer (again after a zero_grad)."""
         for param, grad in zip(self.params, self._grad_views, strict=True):
             if param.grad is not grad:
                 param.grad = grad

@@ -27,6 +27,12 @@ def update_norm(gram: Gram, coefficients: Sequence[float]) -> float:
     return math.sqrt(max(squared, 0.0))
 
 
+def clip_factor(norm: float, max_norm: float) -> float:
+    """Scale that brings an update of norm ``norm`` to at most ``max_norm`` (the
+    ``clip_grad_norm_`` rule: ``min(1, max_norm / (norm + 1e-6))``)."""
+    return min(1.0, max_norm / (norm + 1e-6))
+
+
 class StepResult:
     """Outcome of :meth:`GradientDriver.step`.
 

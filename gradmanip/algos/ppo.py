@@ -39,6 +39,7 @@ from gradmanip.algos.mlp_backprop import CriticGradients, GaussianPolicyGradient
 from gradmanip.directions import GradientDriver
 from gradmanip.gaussian import HALF_LOG_2PI, gaussian_kl, gaussian_log_prob
 from gradmanip.models import ActorCritic
+from gradmanip.step_result import clip_factor, update_norm
 from gradmanip.strategies.base import Strategy
 from gradmanip.strategies.diagnostics import Value
 from gradmanip.strategies.linear import DIAGONAL_RANGE, combine_into
@@ -339,12 +340,7 @@ class PPO:
             self._strategy_validated = True
             factor = 1.0
             if self.max_grad_norm is not None:
-                squared = sum(
-                    ci * cj * gram[i][j]
-                    for i, ci in enumerate(coefficients)
-                    for j, cj in enumerate(coefficients)
-                )
-                factor = min(1.0, self.max_grad_norm / (math.sqrt(max(squared, 0.0)) + 1e-6))
+                factor = clip_factor(update_norm(gram, coefficients), self.max_grad_norm)
             negated = [-factor * c for c in coefficients]
             combine_into(self.actor_grad, list(directions), negated)
             # |update| <= sum_k |c_k| |d_k| (also bounds every entry: finite when small)
@@ -362,9 +358,9 @@ class PPO:
 
     def _clip(self, flat: Tensor) -> None:
         """Scale ``flat`` by ``min(1, max_grad_norm / (|flat| + 1e-6))`` (no-op when <= 1)."""
-        norm = float(flat.norm()) + 1e-6
-        if norm > self.max_grad_norm:
-            flat.mul_(self.max_grad_norm / norm)
+        factor = clip_factor(float(flat.norm()), self.max_grad_norm)
+        if factor < 1.0:
+            flat.mul_(factor)
 
     def _nonfinite_actor(
         self, names: list[str], losses: Tensor, diagnostics: Diagnostics
