@@ -31,7 +31,7 @@ from torch.overrides import has_torch_function
 
 from gradmanip.flat import ParameterLayout
 from gradmanip.step_result import StepResult, clip_factor, update_norm
-from gradmanip.strategies.base import Strategy
+from gradmanip.strategies.base import Strategy, as_episode_cost
 from gradmanip.strategies.diagnostics import Value
 from gradmanip.strategies.linear import DIAGONAL_RANGE, Gram, combine_into
 
@@ -411,20 +411,21 @@ class GradientDriver:
         self._grad_flat.neg_()
 
     def _episode_cost(self, episode_cost: Tensor) -> Tensor:
-        """J_c_hat as a float [K] tensor on the directions' device (a scalar is K = 1)."""
+        """J_c_hat as a float64 [K] tensor on the directions' device (a scalar is K = 1), whatever
+        the directions' dtype: the switching decisions read it at full precision."""
         device = self.layout.device
         if (
             isinstance(episode_cost, Tensor)
             and episode_cost.ndim == 1
-            and episode_cost.is_floating_point()
+            and episode_cost.dtype == torch.float64
             and episode_cost.device == device
         ):
             return episode_cost
-        episode_cost = torch.as_tensor(episode_cost, device=device)
+        episode_cost = as_episode_cost(episode_cost).to(device)
         if episode_cost.ndim == 0:
             episode_cost = episode_cost.reshape(1)
         if not episode_cost.is_floating_point():
-            episode_cost = episode_cost.to(self.layout.dtype)
+            episode_cost = episode_cost.double()
         return episode_cost
 
     def _nonfinite(

@@ -116,7 +116,7 @@ class Trainer:
         batch = self.next_batch()
         collected = time.perf_counter()
         stats = self.episodes.update(batch)
-        episode_cost = stats.episode_cost.to(torch.float32)
+        episode_cost = stats.episode_cost  # float64 from the episode sums on
         self.advantages(batch)
         estimated = time.perf_counter()
         self.strategy.update_state(episode_cost)

@@ -40,7 +40,7 @@ from gradmanip.directions import GradientDriver
 from gradmanip.gaussian import HALF_LOG_2PI, gaussian_kl, gaussian_log_prob
 from gradmanip.models import ActorCritic
 from gradmanip.step_result import clip_factor, update_norm
-from gradmanip.strategies.base import Strategy
+from gradmanip.strategies.base import Strategy, as_episode_cost
 from gradmanip.strategies.diagnostics import Value
 from gradmanip.strategies.linear import DIAGONAL_RANGE, combine_into
 
@@ -397,7 +397,7 @@ class PPO:
     def update(self, batch: TensorDictBase, episode_cost: Tensor) -> dict[str, float]:
         """Run the PPO passes on ``batch`` (advantages already computed) and return metrics."""
         data = self.flatten_batch(batch)
-        episode_cost = torch.as_tensor(episode_cost, dtype=data["advantage"].dtype).reshape(-1)
+        episode_cost = as_episode_cost(episode_cost).reshape(-1)  # float64 (J_c_hat)
         lr_fraction = self._set_learning_rates()
         if self.lean:
             self.adam_steps.refresh()

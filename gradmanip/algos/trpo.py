@@ -45,7 +45,7 @@ from gradmanip.natural import (
     gaussian_log_prob,
     kl_scaled_step,
 )
-from gradmanip.strategies.base import Strategy
+from gradmanip.strategies.base import Strategy, as_episode_cost
 
 __all__ = ["NaturalGradient", "span_coefficients"]
 
@@ -368,7 +368,7 @@ class NaturalGradient:
             )
 
     def _check_episode_cost(self, episode_cost: Tensor, num_constraints: int) -> Tensor:
-        episode_cost = torch.as_tensor(episode_cost, dtype=torch.get_default_dtype()).reshape(-1)
+        episode_cost = as_episode_cost(episode_cost).reshape(-1)  # float64 (J_c_hat)
         if episode_cost.shape != (num_constraints,):
             raise ValueError(
                 f"episode_cost must have shape [K] = [{num_constraints}] (one entry per column of "

@@ -40,6 +40,15 @@ DEFAULT_KEYS: dict[str, NestedKey] = {
 }
 
 
+def as_episode_cost(episode_cost: Tensor | float | list[float]) -> Tensor:
+    """J_c_hat as float64: Python numbers become float64 tensors (never the float32 default
+    dtype, which would move 25.1 to 25.1000004) and float tensors are upcast; other tensors are
+    returned unchanged for the caller's validation to reject."""
+    if isinstance(episode_cost, Tensor):
+        return episode_cost.double() if episode_cost.is_floating_point() else episode_cost
+    return torch.as_tensor(episode_cost, dtype=torch.float64)
+
+
 class Strategy(TensorDictModuleBase):
     """Base class of every gradient-manipulation strategy.
 
@@ -123,7 +132,7 @@ class Strategy(TensorDictModuleBase):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Fast tensor path: validate, then return (update [P], diagnostics)."""
         self.check_inputs(g_r, g_c, episode_cost)
-        return self._aggregate(g_r, g_c, episode_cost)
+        return self._aggregate(g_r, g_c, as_episode_cost(episode_cost))
 
     @property
     def is_linear(self) -> bool:
@@ -156,9 +165,10 @@ class Strategy(TensorDictModuleBase):
     def update_state(self, episode_cost: Tensor) -> None:
         """Advance the per-epoch state (multipliers, PID terms, slack) with the latest J_c_hat [K].
 
-        Call once per epoch (policy iteration), before the policy update.
+        Call once per epoch (policy iteration), before the policy update. Python numbers and
+        float tensors are read as float64, the dtype of every strategy state.
         """
-        episode_cost = torch.as_tensor(episode_cost)
+        episode_cost = as_episode_cost(episode_cost)
         if episode_cost.ndim != 1 or not episode_cost.is_floating_point():
             raise ValueError(
                 f"{self._keys['episode_cost']!r} must be a float tensor of shape [K], got "

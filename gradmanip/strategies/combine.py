@@ -121,10 +121,13 @@ class _WeightedCombiner(Combiner):
         self.cost_weight = cost.tolist()
 
     def weights(self, num_directions: int) -> list[float]:
-        """Weights (x_r, x_c[0], ..., x_c[K-1]) for M = ``num_directions``."""
+        """Weights (x_r, x_c[0], ..., x_c[K-1]) for M = ``num_directions``: a scalar cost weight
+        is the constraints' total weight, shared equally (x_c / K each), so that the weights
+        sum to x_r + x_c for any K; a sequence gives each constraint its own weight."""
         cost = self.cost_weight
         if len(cost) == 1:
-            cost = cost * (num_directions - 1)
+            count = num_directions - 1
+            cost = [cost[0] / count] * count
         return [self.reward_weight, *cost]
 
     def _settings(self) -> dict[str, object]:
@@ -135,7 +138,8 @@ class _WeightedCombiner(Combiner):
 
 
 class WeightedSumCombiner(_WeightedCombiner):
-    """Weighted sum ``x_r g_r + sum_k x_c[k] g_c[k]`` (no projection); weights >= 0."""
+    """Weighted sum ``x_r g_r + sum_k x_c[k] g_c[k]`` (no projection); weights >= 0; a scalar
+    x_c is shared equally by the K constraints (x_c / K each)."""
 
     def __init__(self, reward_weight: float = 0.5, cost_weight: PerConstraint = 0.5) -> None:
         super().__init__(reward_weight, cost_weight)
@@ -156,7 +160,8 @@ class ProjectionCombiner(_WeightedCombiner):
     result . g_r = x_r |g_r|^2 sin^2(theta) >= 0 and likewise for g_c. With x_r = x_c = 1 this is
     two-task PCGrad. The paper uses x_r + x_c = 1 (0.5 / 0.5); weights need only be >= 0 here.
     K > 1 constraints: every direction is projected against every other one in ascending index
-    order (PCGrad with a deterministic order), then weighted.
+    order (PCGrad with a deterministic order), then weighted; a scalar x_c is shared equally by
+    the constraints (x_c / K each), so the weights still sum to x_r + x_c.
     """
 
     def __init__(self, reward_weight: float = 0.5, cost_weight: PerConstraint = 0.5) -> None:

@@ -30,32 +30,70 @@ from gradmanip.strategies.settings import (
 _OPTIMIZERS = ("adam", "sgd")
 
 
-def _constraints(count: int | None, num_constraints: int | None) -> int:
+def _constraints(count: int | None, num_constraints: int | None) -> int | None:
+    """K from the settings (None: scalar settings only, K is fixed by the first use)."""
     if num_constraints is not None and count is not None and num_constraints != count:
         raise ValueError(
             f"num_constraints={num_constraints} but the per-constraint settings have {count} "
             "values; make them agree (or omit num_constraints)"
         )
-    return count or num_constraints or 1
+    return count or num_constraints
 
 
-def _upper_bound(upper_bound: PerConstraint | None, count: int) -> Tensor:
+def _upper_bound(upper_bound: PerConstraint | None, count: int | None) -> Tensor:
     if upper_bound is None:
-        return torch.full((count,), math.inf, dtype=torch.float64)
+        return torch.full((count or 1,), math.inf, dtype=torch.float64)
     bound = per_constraint(upper_bound, "upper_bound", count)
     check_nonnegative(bound, "upper_bound", "it caps a multiplier that is itself >= 0")
     return bound
 
 
 class _MultiplierStrategy(Strategy):
-    """Shared combination and diagnostics of the Lagrangian strategies."""
+    """Shared combination, diagnostics and sizing of the Lagrangian strategies.
+
+    With scalar settings only (and no ``num_constraints``), the per-constraint buffers hold one
+    entry until the first :meth:`update_state` or combination, which fixes K to the number of
+    constraints it sees (every constraint starting from the same settings); the fixed K is saved
+    with ``state_dict()``.
+    """
 
     diagnostic_names = ("mode", "lagrange_multiplier", "reward_weight")
     multiplier: Tensor
 
+    def _fit_constraints(self, count: int) -> None:
+        """Fix K = ``count`` on first use: every per-constraint buffer (last dim) is broadcast."""
+        if self._num_constraints is not None:
+            return
+        for name, buffer in self._buffers.items():
+            if buffer is not None and buffer.ndim >= 1 and buffer.shape[-1] == 1:
+                self._buffers[name] = buffer.expand(*buffer.shape[:-1], count).clone()
+        self._num_constraints = count
+
+    def get_extra_state(self) -> dict[str, int | None]:
+        return {"num_constraints": self._num_constraints}
+
+    def set_extra_state(self, state: dict[str, int | None]) -> None:
+        """K was already fixed in :meth:`_load_from_state_dict`, before the buffers loaded."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        extra = state_dict.get(prefix + "_extra_state")
+        count = extra.get("num_constraints") if isinstance(extra, dict) else None
+        if count is not None:
+            self._check_count(count, "episode_cost")
+            self._fit_constraints(count)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _update_state(self, episode_cost: Tensor) -> None:
+        self._fit_constraints(episode_cost.shape[0])
+        self._advance(episode_cost)
+
+    def _advance(self, episode_cost: Tensor) -> None:
+        raise NotImplementedError
+
     def _coefficients(
         self, gram: Gram, episode_cost: Tensor
     ) -> tuple[list[float], dict[str, Value]]:
+        self._fit_constraints(len(gram) - 1)
         multiplier = self.multiplier.tolist()
         normaliser = 1.0 + sum(multiplier)
         coefficients = [1.0 / normaliser] + [value / normaliser for value in multiplier]
@@ -123,8 +161,8 @@ class Lagrangian(_MultiplierStrategy):
         self.register_buffer("multiplier_init", init, persistent=False)
         self.register_buffer("upper_bound", bound, persistent=False)
         self.register_buffer("multiplier", init.clamp(max=bound))
-        self.register_buffer("exp_avg", torch.zeros(count, dtype=torch.float64))
-        self.register_buffer("exp_avg_sq", torch.zeros(count, dtype=torch.float64))
+        self.register_buffer("exp_avg", torch.zeros(count or 1, dtype=torch.float64))
+        self.register_buffer("exp_avg_sq", torch.zeros(count or 1, dtype=torch.float64))
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
 
     def reset(self) -> None:
@@ -134,7 +172,7 @@ class Lagrangian(_MultiplierStrategy):
         self.exp_avg_sq.zero_()
         self.steps.zero_()
 
-    def _update_state(self, episode_cost: Tensor) -> None:
+    def _advance(self, episode_cost: Tensor) -> None:
         violation = episode_cost.to(self.multiplier) - self.cost_limit
         if self.optimizer == "sgd":
             self.multiplier.add_(violation, alpha=self.lr)
@@ -177,7 +215,8 @@ class PIDLagrangian(_MultiplierStrategy):
     - lambda = clamp(k_p p + I + k_d d, 0, upper_bound)
 
     Defaults kp 0.1, ki 0.01, kd 0.01, d_delay 10, EMA 0.95 (OmniSafe). The multiplier is 0 before
-    the first update. Supports any K (one controller per constraint).
+    the first update. Supports any K: one controller per constraint, K fixed as for
+    :class:`Lagrangian`.
     """
 
     name = "pid_lagrangian"
@@ -220,7 +259,7 @@ class PIDLagrangian(_MultiplierStrategy):
         self.kp, self.ki, self.kd = float(kp), float(ki), float(kd)
         self.d_delay = d_delay
         self.p_ema_alpha, self.d_ema_alpha = float(p_ema_alpha), float(d_ema_alpha)
-        zeros = torch.zeros(count, dtype=torch.float64)
+        zeros = torch.zeros(count or 1, dtype=torch.float64)
         self.register_buffer("cost_limit", limit, persistent=False)
         self.register_buffer("multiplier_init", init, persistent=False)
         self.register_buffer("upper_bound", _upper_bound(upper_bound, count), persistent=False)
@@ -228,7 +267,7 @@ class PIDLagrangian(_MultiplierStrategy):
         self.register_buffer("integral", init.clone())
         self.register_buffer("delta_p", zeros.clone())
         self.register_buffer("cost_d", zeros.clone())
-        self.register_buffer("cost_history", torch.zeros(d_delay, count, dtype=torch.float64))
+        self.register_buffer("cost_history", torch.zeros(d_delay, count or 1, dtype=torch.float64))
         self.register_buffer("history_length", torch.ones((), dtype=torch.int64))
 
     def reset(self) -> None:
@@ -240,7 +279,7 @@ class PIDLagrangian(_MultiplierStrategy):
         self.cost_history.zero_()
         self.history_length.fill_(1)
 
-    def _update_state(self, episode_cost: Tensor) -> None:
+    def _advance(self, episode_cost: Tensor) -> None:
         cost = episode_cost.to(self.multiplier)
         delta = cost - self.cost_limit
         self.integral.add_(delta, alpha=self.ki).clamp_(min=0)

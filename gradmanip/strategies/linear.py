@@ -24,13 +24,16 @@ _DIAGONAL_RANGE = DIAGONAL_RANGE = (1e-30, 1e30)
 
 
 def stacked(g_r: Tensor, g_c: Tensor) -> Tensor | None:
-    """[M, P] view of (g_r, g_c) when g_c directly follows g_r in memory (as in the buffer of
-    :class:`gradmanip.directions.GradientDriver`), else None."""
+    """[M, P] view of (g_r, g_c) when both are views of ONE storage in which g_c directly follows
+    g_r (as in the buffer of :class:`gradmanip.directions.GradientDriver`), else None. Tensors
+    that merely sit side by side in memory (two allocations, two numpy views) are never joined:
+    a view may only span storage its tensors share."""
     size = g_r.shape[0]
     if (
         g_r.is_contiguous()
         and g_c.is_contiguous()
         and g_c.data_ptr() == g_r.data_ptr() + size * g_r.element_size()
+        and g_r.untyped_storage().data_ptr() == g_c.untyped_storage().data_ptr()
     ):
         return g_r.as_strided((1 + g_c.shape[0], size), (size, 1))
     return None

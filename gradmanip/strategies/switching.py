@@ -58,10 +58,12 @@ class SoftSwitch(Strategy):
     Slack annealing (optional, ``anneal_epochs=T``): each :meth:`update_state` multiplies both
     slacks by (1 - 1/T), closing the band onto b. The current slack lives in buffers.
 
-    K > 1 constraints (one band per constraint): cost only if ANY constraint is above its band
-    (update = the violated constraints' directions, projected against each other on conflict and
-    averaged); reward only if ALL are below their bands; otherwise in band, where the combiner
-    sees all 1 + K directions. K is fixed when any per-constraint setting is a sequence.
+    K > 1 constraints (one band per constraint, scalar settings shared by all): cost only if ANY
+    constraint is above its band (update = the violated constraints' directions, projected
+    against each other on conflict and averaged: weights summing to 1); reward only if ALL are
+    below their bands; otherwise in band, where the combiner sees all 1 + K directions (the
+    default shares x_c equally, x_c / K per constraint, so the weights again sum to
+    x_r + x_c = 1). K is fixed when any per-constraint setting is a sequence.
     """
 
     name = "soft_switch"
@@ -190,8 +192,10 @@ class HardSwitch(Strategy):
     """CRPO hard switching (Xu et al. 2021, "CRPO: A New Approach for Safe RL with Convergence
     Guarantee", Alg. 1): ``update = g_r if J_c_hat <= b + tolerance else g_c``.
 
-    K > 1 constraints: if any constraint exceeds b_k + tolerance_k, follow the direction of the
-    most violated one (largest J_c_hat[k] - b_k - tolerance_k; ties -> lowest index), else g_r.
+    A constraint is violated when ``J_c_hat[k] > b_k + tolerance_k`` (strict; exactly on the
+    edge the update is g_r), compared in float64. K > 1 constraints: only violated constraints
+    are followed, the one with the largest excess ``J_c_hat[k] - (b_k + tolerance_k)`` (ties ->
+    lowest index); with none violated the update is g_r.
     """
 
     name = "hard_switch"
@@ -215,9 +219,13 @@ class HardSwitch(Strategy):
         count = len(costs)
         limits = _broadcast(self.cost_limit, count)
         tolerances = _broadcast(self.tolerance, count)
-        excess = [c - b - t for c, b, t in zip(costs, limits, tolerances, strict=True)]
-        worst = max(range(count), key=excess.__getitem__)
-        mode, followed = (MODE_COST_ONLY, worst) if excess[worst] > 0 else (MODE_REWARD_ONLY, -1)
+        edges = [b + t for b, t in zip(limits, tolerances, strict=True)]
+        violated = [k for k in range(count) if costs[k] > edges[k]]
+        if violated:  # the largest excess J_k - (b_k + tol_k); ties -> lowest index
+            mode = MODE_COST_ONLY
+            followed = max(violated, key=lambda k: costs[k] - edges[k])
+        else:
+            mode, followed = MODE_REWARD_ONLY, -1
         coefficients = [0.0] * (1 + count)
         coefficients[1 + followed] = 1.0  # followed = -1: g_r
         return coefficients, {

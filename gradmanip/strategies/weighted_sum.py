@@ -16,9 +16,9 @@ class WeightedSum(Strategy):
 
     The weighted-sum baseline of multi-objective RL (e.g. the scalarised objective behind the
     Lagrangian with a frozen multiplier). Weights must be >= 0; with ``require_sum_to_one`` (the
-    default) they must form a convex combination, x_r + sum_k x_c[k] = 1. A scalar ``cost_weight``
-    other than 0 then fixes K = 1; pass one weight per constraint for K > 1. Supports any K when
-    every cost weight is 0.
+    default) they must form a convex combination, x_r + sum_k x_c[k] = 1. A scalar
+    ``cost_weight`` is the constraints' total weight, shared equally (x_c / K each), so it
+    supports any K; a sequence gives one weight per constraint and fixes K.
     """
 
     name = "weighted_sum"
@@ -32,8 +32,6 @@ class WeightedSum(Strategy):
     ) -> None:
         combiner = WeightedSumCombiner(reward_weight, cost_weight)
         count = combiner.num_constraints
-        if count is None and combiner.cost_weight[0] != 0 and require_sum_to_one:
-            count = 1
         if require_sum_to_one:
             total = combiner.reward_weight + sum(combiner.cost_weight)
             if abs(total - 1.0) > 1e-6:

@@ -150,7 +150,11 @@ def test_weighted_sum_values_and_validation():
     )
     torch.testing.assert_close(update, torch.tensor([1.0, 3.0]))
     assert float(diagnostics["reward_weight"]) == 0.25 and int(diagnostics["mode"]) == 0
-    assert strategy.num_constraints == 1
+    assert strategy.num_constraints is None  # a scalar cost weight is shared by any K
+    update, _ = strategy.aggregate(
+        torch.tensor([4.0, 0.0]), torch.tensor([[0.0, 4.0], [4.0, 4.0]]), torch.zeros(2)
+    )
+    torch.testing.assert_close(update, torch.tensor([1.0 + 1.5, 1.5 + 1.5]))  # 0.375 per cost
     assert WeightedSum(0.2, [0.3, 0.5]).num_constraints == 2
     assert WeightedSum(2.0, 3.0, require_sum_to_one=False).num_constraints is None
     with pytest.raises(ValueError, match="must be 1, got 1.5"):

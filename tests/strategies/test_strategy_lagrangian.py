@@ -141,12 +141,14 @@ def test_state_dict_round_trip_reproduces_trajectory(factory):
 
 @pytest.mark.parametrize("factory", [Lagrangian, PIDLagrangian])
 def test_reset_restores_initial_state(factory):
-    strategy = factory()
-    initial = {k: v.clone() for k, v in strategy.state_dict().items()}
+    strategy = factory(num_constraints=1)
+    initial = copy.deepcopy(strategy.state_dict())
     for cost in _costs(COSTS):
         strategy.update_state(cost)
     strategy.reset()
-    for key, value in strategy.state_dict().items():
+    state = strategy.state_dict()
+    assert state.pop("_extra_state") == initial.pop("_extra_state") == {"num_constraints": 1}
+    for key, value in state.items():
         assert torch.equal(value, initial[key]), key
 
 
@@ -184,6 +186,6 @@ def test_update_state_validates_episode_cost():
 def test_reprs_show_settings():
     assert repr(Lagrangian()) == (
         "Lagrangian(cost_limit=25, multiplier_init=0.001, lr=0.035, optimizer=adam, "
-        "upper_bound=inf, num_constraints=1)"
+        "upper_bound=inf, num_constraints=None)"
     )
     assert "kp=0.1, ki=0.01, kd=0.01" in repr(PIDLagrangian())
