@@ -15,10 +15,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from ppo_softswitch import train
 
+from gradmanip.experiment.exit_status import exit_with_status
+
 
 @hydra.main(config_path="config", config_name="pcrpo_paper", version_base=None)
 def main(cfg: DictConfig) -> None:
-    train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    with exit_with_status():
+        train(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":

@@ -29,11 +29,17 @@ from gradmanip.advantages import SafeAdvantages
 from gradmanip.collect import GaussianPolicy, make_collector
 from gradmanip.episodes import EpisodeTracker
 from gradmanip.experiment.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from gradmanip.experiment.config_checks import ConfigError, check_run_config
+from gradmanip.experiment.config_checks import (
+    ConfigError,
+    check_run_config,
+    check_run_dir,
+    run_dir_field,
+)
 from gradmanip.experiment.evaluate import evaluate, numpy_policy, record_gif
+from gradmanip.experiment.exit_status import exit_with_status
 from gradmanip.experiment.loggers import RunLogger
 from gradmanip.experiment.progress import Progress
-from gradmanip.experiment.stop_signals import StopRequest
+from gradmanip.experiment.stop_signals import RunStopped, StopRequest
 from gradmanip.lean_collect import make_lean_collector
 from gradmanip.models import make_actor_critic
 from gradmanip.reporting import MetricsFile, plot_run, read_metrics, write_run_info
@@ -44,7 +50,11 @@ from safe_envs.obs_norm import RunningObsNorm, merge_statistics
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """Run (or resume) one training run in ``run_dir``; returns the final summary."""
+    """Run (or resume) one training run in ``run_dir``; returns the final summary.
+
+    Raises ConfigError (before any work) for a bad setting and RunStopped after the checkpoint
+    of a run stopped by SIGINT/SIGTERM.
+    """
 
     # 0. Check every setting before any work starts.
     def build_strategy():
@@ -58,11 +68,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         return instantiate(cfg.algo.base)(actor_critic, strategy)
 
     check_run_config(cfg, build_strategy, build_algo)
+    check_run_dir(run_dir, run_dir_field())
     if MetricsFile(run_dir).path.exists() and not cfg.resume:
         raise ConfigError(
             f"resume: {run_dir} already holds a run; pass resume=true to continue "
             "it, or choose another seed or hydra.run.dir"
         )
+    if cfg.resume and (run_dir / "summary.json").exists():
+        print(f"{run_dir} holds a finished run (summary.json); nothing to resume")
+        return json.loads((run_dir / "summary.json").read_text())
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
 
@@ -132,6 +146,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             "slack_lower": cfg.env.lower_slack,
             "total_steps": cfg.total_steps,
             "steps_per_epoch": cfg.steps_per_epoch,
+            "config": OmegaConf.to_container(cfg, resolve=True),
         },
     )
     logger = RunLogger(
@@ -169,11 +184,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     progress.close()
     logger.close()
     if stop.requested is not None:
-        print(
+        collector.shutdown()
+        raise RunStopped(
+            stop.requested,
             f"stopped by {stop.requested} at epoch {trainer.epoch}; "
-            f"continue with resume=true (run directory {run_dir})"
+            f"continue with resume=true (run directory {run_dir})",
         )
-        return {}
 
     # 4. The end: evaluation with the pooled observation statistics, plot and summary.
     last = read_metrics(run_dir)[-1]
@@ -242,7 +258,8 @@ def main(cfg: DictConfig) -> None:
     # Imported by module name so that sweep launchers (joblib, Ray) send it by reference.
     from ppo_softswitch import train as train_run
 
-    train_run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    with exit_with_status():
+        train_run(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":

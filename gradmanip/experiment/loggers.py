@@ -1,7 +1,8 @@
 """Where every epoch's metrics go: ``metrics.csv`` always, TensorBoard and W&B when asked.
 
 TensorBoard and Weights & Biases go through TorchRL's loggers; their packages are optional
-(``pip install tensorboard`` / ``pip install wandb``) and a missing one is named when asked for.
+(``pip install 'gradmanip[tensorboard]'`` / ``pip install 'gradmanip[wandb]'``) and a missing one
+is named, with the command that installs it, before any work starts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from gradmanip.experiment.config_checks import ConfigError
 from gradmanip.reporting import MetricsFile
 
 BACKENDS = ("csv", "tensorboard", "wandb")
@@ -19,14 +21,15 @@ _PACKAGE = {"tensorboard": "tensorboard", "wandb": "wandb"}
 
 
 def check_backends(backends: Sequence[str]) -> None:
-    """Fail early on an unknown or uninstalled logging backend."""
+    """Fail early (ConfigError) on an unknown or uninstalled logging backend."""
     for name in backends:
         if name not in BACKENDS:
-            raise ValueError(f"logger.backends: unknown backend {name!r}; allowed: {BACKENDS}")
+            raise ConfigError(f"logger.backends: unknown backend {name!r}; allowed: {BACKENDS}")
         package = _PACKAGE.get(name)
         if package and importlib.util.find_spec(package) is None:
-            raise ValueError(
-                f"logger.backends: {name!r} needs the {package} package (pip install {package})"
+            raise ConfigError(
+                f"logger.backends: {name!r} needs the {package} package, which is not "
+                f"installed: pip install 'gradmanip[{name}]'"
             )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TextIO
 
 from tqdm.auto import tqdm
 
@@ -11,9 +12,19 @@ MODES = {0: "both", 1: "reward", 2: "cost"}
 
 
 class Progress:
-    """tqdm bar counted in environment steps; ``update(metrics)`` after every epoch."""
+    """tqdm bar counted in environment steps; ``update(metrics)`` after every epoch.
 
-    def __init__(self, total_steps: int, initial: int = 0, enabled: bool = True) -> None:
+    Every line drawn shows the epoch it counts; ``close()`` draws the last state only if no
+    update has drawn it yet, so no line is printed twice.
+    """
+
+    def __init__(
+        self,
+        total_steps: int,
+        initial: int = 0,
+        enabled: bool = True,
+        file: TextIO | None = None,
+    ) -> None:
         self.bar = tqdm(
             total=total_steps,
             initial=initial,
@@ -22,24 +33,33 @@ class Progress:
             disable=not enabled,
             dynamic_ncols=True,
             smoothing=0.1,
+            file=file,
         )
-        self._seen = initial
+        self._drawn = True  # tqdm draws the initial state
 
     def update(self, metrics: Mapping[str, float]) -> None:
-        steps = int(metrics["env_steps"])
-        self.bar.update(steps - self._seen)
-        self._seen = steps
-        post = {
-            "return": _short(metrics.get("episode_return")),
-            "cost": _short(metrics.get("episode_cost")),
-        }
-        mode = metrics.get("strategy/mode")
-        if mode is not None and math.isfinite(mode):
-            post["mode"] = MODES.get(int(mode), str(int(mode)))
-        self.bar.set_postfix(post, refresh=False)
+        """Count the steps up to ``metrics["env_steps"]`` and show this epoch's values."""
+        if self.bar.disable:
+            return
+        self.bar.set_postfix(_postfix(metrics), refresh=False)  # before update() draws
+        self._drawn = bool(self.bar.update(int(metrics["env_steps"]) - self.bar.n))
 
     def close(self) -> None:
+        """End the bar on its last state."""
+        if self._drawn and not self.bar.disable:
+            self.bar.display = lambda *args, **kwargs: None  # already on screen: end the line
         self.bar.close()
+
+
+def _postfix(metrics: Mapping[str, float]) -> dict[str, str]:
+    post = {
+        "return": _short(metrics.get("episode_return")),
+        "cost": _short(metrics.get("episode_cost")),
+    }
+    mode = metrics.get("strategy/mode")
+    if mode is not None and math.isfinite(mode):
+        post["mode"] = MODES.get(int(mode), str(int(mode)))
+    return post
 
 
 def _short(value: float | None) -> str:

@@ -1,8 +1,8 @@
 """One CSV row per epoch, flushed as it is written, plus a small JSON description of the run.
 
 A run directory holds ``metrics.csv`` (every epoch's metrics and strategy diagnostics) and
-``run.json`` (task, strategy, algorithm, seed, cost limit and slack band), which is all the
-plotting and comparison tools read.
+``run.json`` (task, strategy, algorithm, seed, cost limit and slack band, and the run's resolved
+``config``), which is all the plotting and comparison tools read.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ class MetricsFile:
     Each row is flushed and ``fsync``-ed, so an interrupted run keeps every finished epoch. Rows
     may omit columns (left empty); a row with new columns rewrites the file once with the wider
     header (atomically). ``truncate_after(epoch)`` drops rows beyond a checkpoint when a run
-    resumes, so the resumed run's rows continue the file without duplicates.
+    resumes, so the resumed run's rows continue the file without duplicates. Rewrites copy the
+    kept rows' text as it was written, so a resumed run's file is byte-identical to an
+    uninterrupted one's.
     """
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
@@ -40,15 +42,21 @@ class MetricsFile:
         """Keep only rows with ``epoch <= epoch`` (used when resuming from a checkpoint)."""
         if self._columns is None:
             return
-        self._rewrite([r for r in read_metrics(self.path.parent) if r["epoch"] <= epoch])
+        self._rewrite([r for r in self._raw_rows() if int(r["epoch"]) <= epoch])
 
-    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+    def _raw_rows(self) -> list[dict[str, str]]:
+        """The file's rows as written: each cell's text, unparsed."""
+        with self.path.open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        """Atomically replace the file with the header of ``self._columns`` and ``rows``."""
         tmp = self.path.with_suffix(".tmp")
         with tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self._columns)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: _fmt(v) for k, v in row.items() if k in self._columns})
+                writer.writerow({k: v for k, v in row.items() if k in self._columns})
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
@@ -62,7 +70,7 @@ class MetricsFile:
             self._columns = list(row)
         unknown = [k for k in row if k not in self._columns]
         if unknown:
-            rows = read_metrics(self.path.parent)
+            rows = self._raw_rows()
             self._columns += unknown
             self._rewrite(rows)
         with self.path.open("a", newline="") as f:
@@ -104,12 +112,23 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def write_run_info(run_dir: str | os.PathLike, info: Mapping[str, Any]) -> None:
-    """Write ``run.json`` (task, strategy, algo, seed, cost_limit, slack band, ...)."""
+    """Write ``run.json`` (task, strategy, algo, seed, cost_limit, slack band, config, ...).
+
+    OmegaConf values (e.g. a list of cost limits) are written as plain JSON lists and objects.
+    """
     path = Path(run_dir) / RUN_INFO_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(dict(info), indent=2, default=str))
+    tmp.write_text(json.dumps(dict(info), indent=2, default=_jsonable))
     os.replace(tmp, path)
+
+
+def _jsonable(value: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return str(value)
 
 
 def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:

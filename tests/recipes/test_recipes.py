@@ -6,6 +6,7 @@ SIGKILL and resume, Hydra's own errors) and through Hydra's compose API where it
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 
 from gradmanip.experiment.config_checks import ConfigError
+from gradmanip.experiment.stop_signals import RunStopped
 from gradmanip.reporting import read_metrics, read_run_info
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -42,10 +44,32 @@ def run_recipe(script: str, run_dir: Path, *overrides: str, **kwargs) -> subproc
     )
 
 
-def finish(proc: subprocess.Popen, timeout: float = 240) -> str:
+def finish(proc: subprocess.Popen, timeout: float = 240, status: int = 0) -> str:
     out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out
+    assert proc.returncode == status, out
     return out
+
+
+def run_cli(*args: str, full_error: bool = False, cwd: Path | None = None):
+    """The main recipe's command line with ``args``; stdout and stderr kept apart."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    if full_error:
+        env["HYDRA_FULL_ERROR"] = "1"
+    return subprocess.run(
+        [sys.executable, str(RECIPES / "ppo_softswitch.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=240,
+    )
+
+
+def csv_cells_without_timings(path: Path) -> list[list[bytes]]:
+    """The raw text of every cell of a CSV file, except the wall-clock ``time/*`` columns."""
+    lines = [line.split(b",") for line in path.read_bytes().split(b"\n")]
+    keep = [i for i, name in enumerate(lines[0]) if not name.startswith(b"time/")]
+    return [[cells[i] for i in keep] if len(cells) > 1 else cells for cells in lines]
 
 
 def learning_columns(rows: list[dict]) -> list[dict]:
@@ -92,6 +116,8 @@ def test_main_recipe_writes_every_output(tmp_path, collector):
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
     assert state["epoch"] == 3
     assert "final_episode_cost" in out and "soft_switch" in out
+    empty = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size == 0]
+    assert empty == []  # e.g. no empty log file of Hydra's
 
 
 def test_paper_recipe_runs_natural_gradient_with_warmup(tmp_path):
@@ -131,16 +157,21 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert same(
         learning_columns(read_metrics(killed)), learning_columns(read_metrics(tmp_path / "whole"))
     )
+    # the file itself: every cell's text but the wall-clock timings, byte for byte
+    cells = csv_cells_without_timings(killed / "metrics.csv")
+    assert len(cells) == 6  # header, 4 epochs, the final newline
+    assert cells == csv_cells_without_timings(tmp_path / "whole" / "metrics.csv")
 
 
-def test_sigterm_checkpoints_and_resume_continues(tmp_path):
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_checkpoints_exits_with_its_status_and_resume_continues(tmp_path, sig, status):
     proc = run_recipe("ppo_softswitch.py", tmp_path, "total_steps=500000", "checkpoint_every=1000")
     deadline = time.time() + 180
     while time.time() < deadline and not (tmp_path / "metrics.csv").exists():
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    out = finish(proc)
-    assert "SIGTERM received" in out and "resume=true" in out
+    proc.send_signal(sig)
+    out = finish(proc, status=status)  # a stop is not a success: 128 + the signal's number
+    assert f"{sig.name} received" in out and "resume=true" in out
     epochs = read_metrics(tmp_path)[-1]["epoch"]
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
     assert state["epoch"] == epochs >= 1  # checkpoint written although checkpoint_every=1000
@@ -151,6 +182,21 @@ def test_sigterm_checkpoints_and_resume_continues(tmp_path):
     )
     assert f"resumed {tmp_path} at epoch {epochs}" in out
     assert read_metrics(tmp_path)[-1]["epoch"] == epochs + 1
+
+
+def test_stopped_run_raises_after_its_checkpoint(tmp_path, monkeypatch):
+    original = ppo_softswitch.Trainer.run_epoch
+
+    def stopping(self):
+        metrics = original(self)
+        os.kill(os.getpid(), signal.SIGTERM)  # caught by the run: it stops after this epoch
+        return metrics
+
+    monkeypatch.setattr(ppo_softswitch.Trainer, "run_epoch", stopping)
+    with pytest.raises(RunStopped, match="stopped by SIGTERM at epoch 1") as stop:
+        ppo_softswitch.train(compose_cfg("total_steps=5000"), tmp_path)
+    assert stop.value.exit_status == 143
+    assert torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
 
 
 def test_existing_run_directory_needs_resume(tmp_path):
@@ -174,6 +220,29 @@ def test_existing_run_directory_needs_resume(tmp_path):
         ("collector=fast", "collector must be one of auto, lean, torchrl"),
         ("obs_clip=0", "obs_clip must be a number > 0"),
         ("collector=lean num_workers=2", "collector=lean steps one environment"),
+        ("total_steps=0", r"total_steps must be an integer >= 1, got 0$"),
+        ("total_steps=1.5", r"total_steps must be an integer >= 1, got 1.5$"),
+        ("steps_per_epoch=2.5", r"steps_per_epoch must be an integer >= 1, got 2.5"),
+        (
+            "algo.base.minibatch_size=501",
+            r"algo.base.minibatch_size \(501\) is larger than the batch of one epoch "
+            r"\(steps_per_epoch = 500\)",
+        ),
+        (
+            "num_workers=2 envs_per_worker=2 algo.base.minibatch_size=1000",
+            r"algo.base.minibatch_size \(1000\) .* \(steps_per_epoch = 500\)",
+        ),
+        (
+            "algo=trpo algo.base.critic_batch_size=501",
+            r"algo.base.critic_batch_size \(501\) .* \(steps_per_epoch = 500\)",
+        ),
+        (
+            "+env.kwargs.speed=1.0",
+            r"env.kwargs.speed is not a parameter of SafetyPointVelocity-v0; valid ones: "
+            r"damping, initial_noise, max_episode_steps, speed_threshold$",
+        ),
+        ("+env.kwargs.damping=2.0", "env.kwargs: damping must be < 1"),
+        ("+env.kwargs.max_episode_steps=0", "env.kwargs: max_episode_steps must be a positive"),
     ],
 )
 def test_bad_settings_fail_before_training(tmp_path, override, message):
@@ -181,6 +250,100 @@ def test_bad_settings_fail_before_training(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
         ppo_softswitch.train(cfg, tmp_path)
     assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_whole_floats_are_integers(tmp_path):
+    # Hydra reads total_steps=1e3 as 1000.0: a whole float is that integer, everywhere.
+    ppo_softswitch.train(compose_cfg("total_steps=1e3", "steps_per_epoch=5e2"), tmp_path)
+    assert [r["env_steps"] for r in read_metrics(tmp_path)] == [500, 1000]
+    info = read_run_info(tmp_path)
+    assert (info["total_steps"], info["steps_per_epoch"]) == (1000, 500)
+    with (tmp_path / "metrics.csv").open(newline="") as f:
+        assert [row["env_steps"] for row in csv.DictReader(f)] == ["500", "1000"]
+
+
+@pytest.mark.parametrize("override", ["env=SafetyHopperVelocity-v1", "env=SafetyWalker2d-v4"])
+def test_task_parameters_of_the_mujoco_tasks_are_checked(tmp_path, override):
+    cfg = compose_cfg(override, "+env.kwargs.speed=1.0")
+    with pytest.raises(ConfigError, match=r"env.kwargs.speed is not a parameter of .*") as err:
+        ppo_softswitch.train(cfg, tmp_path)
+    valid = {
+        "env=SafetyHopperVelocity-v1": "base_version, max_episode_steps, velocity_threshold",
+        "env=SafetyWalker2d-v4": "ctrl_cost_weight, max_episode_steps",
+    }[override]
+    assert str(err.value).endswith(f"valid ones: {valid}")
+
+
+@pytest.mark.parametrize("backend", ["tensorboard", "wandb"])
+def test_missing_logger_package_fails_before_training(tmp_path, monkeypatch, backend):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == backend else find_spec(name, *a),
+    )
+    cfg = compose_cfg(f"logger={backend}", "total_steps=500")
+    message = rf"'{backend}' needs the {backend} package.*pip install 'gradmanip\[{backend}\]'"
+    with pytest.raises(ConfigError, match=message):
+        ppo_softswitch.train(cfg, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_run_directory_is_a_config_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=r"hydra.run.dir: cannot write the run directory"):
+        ppo_softswitch.train(compose_cfg("total_steps=500"), tmp_path / "file" / "run")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["env.cost_limit=-5"], "env.cost_limit must be a finite number >= 0, got -5"),
+        (["total_steps=0"], "total_steps must be an integer >= 1, got 0"),
+        (["hydra.run.dir={file}/run"], "hydra.run.dir: cannot write the run directory {file}/run"),
+    ],
+)
+def test_config_error_is_one_line_and_status_2(tmp_path, args, message):
+    file = tmp_path / "file"  # a regular file: no directory can be made below it, even by root
+    file.write_text("")
+    args = [a.format(file=file) for a in args]
+    if not any(a.startswith("hydra.run.dir=") for a in args):
+        args.append(f"hydra.run.dir={tmp_path / 'run'}")
+    proc = run_cli(*TINY, *args)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"error: {message.format(file=file)}")
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_default_run_directory_is_checked_too(tmp_path):
+    # the default hydra.run.dir, runs/<env>/<algo>-<strategy>/seed<seed>, is a regular file
+    run_dir = Path("runs", "SafetyPointVelocity-v0", "ppo-soft_switch", "seed0")
+    (tmp_path / run_dir).parent.mkdir(parents=True)
+    (tmp_path / run_dir).write_text("")
+    proc = run_cli(*TINY, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"error: hydra.run.dir: cannot write the run directory {run_dir} (")
+
+
+def test_config_error_traceback_with_hydra_full_error(tmp_path):
+    proc = run_cli(*TINY, "env.cost_limit=-5", f"hydra.run.dir={tmp_path}", full_error=True)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr
+    assert proc.stderr.rstrip().endswith(
+        "ConfigError: env.cost_limit must be a finite number >= 0, got -5"
+    )
+
+
+def test_config_error_in_a_sweep_is_status_2_without_traceback(tmp_path):
+    proc = run_cli("-m", *TINY, "seed=0,1", "total_steps=0", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: total_steps must be an integer >= 1, got 0"] * 2  # each job
 
 
 @pytest.mark.parametrize("group", ["env", "strategy", "algo"])

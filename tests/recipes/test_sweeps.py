@@ -46,6 +46,17 @@ def sweep(sweep_dir: Path, *overrides: str, env: dict[str, str] | None = None) -
     return proc.stdout
 
 
+@pytest.mark.slow
+def test_config_error_in_a_parallel_sweep_is_status_2_without_traceback(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(RECIPE), "-m", *TINY, "hydra/launcher=local_parallel"]
+    cmd += ["seed=0,1", "total_steps=0", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "error: total_steps must be an integer >= 1, got 0" in proc.stderr.splitlines()
+
+
 def job_span(run_dir: Path) -> tuple[float, float]:
     """(start, end) of a job: Hydra writes the job's config first, the recipe its summary last."""
     start = (run_dir / ".hydra" / "config.yaml").stat().st_mtime

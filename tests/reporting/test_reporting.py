@@ -51,6 +51,32 @@ def test_metrics_round_trip_and_resume_truncation(tmp_path):
     assert rows[-1]["episode_return"] == 4.0
 
 
+def test_resume_truncation_keeps_the_file_byte_identical(tmp_path):
+    rows = [
+        {"epoch": e, "env_steps": 4000 * e, "episode_return": e / 3, "kl": float("nan")}
+        for e in (1, 2, 3)
+    ]
+    log = MetricsFile(tmp_path)
+    for row in rows:
+        log.write(row)
+    whole = (tmp_path / "metrics.csv").read_bytes()
+    assert b",4000," in whole
+    log = MetricsFile(tmp_path)  # reopened after a kill, as a resumed run does
+    log.truncate_after(1)
+    assert (tmp_path / "metrics.csv").read_bytes() == whole[: whole.index(b"\n2,") + 1]
+    for row in rows[1:]:
+        log.write(row)
+    assert (tmp_path / "metrics.csv").read_bytes() == whole
+
+
+def test_widening_keeps_the_earlier_rows_text(tmp_path):
+    log = MetricsFile(tmp_path)
+    log.write({"epoch": 1, "env_steps": 4000, "a": 0.1})
+    log.write({"epoch": 2, "env_steps": 8000, "a": 0.2, "b": 1})
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines == ["epoch,env_steps,a,b", "1,4000,0.1,", "2,8000,0.2,1"]
+
+
 def test_metrics_new_columns_widen_the_file(tmp_path):
     log = MetricsFile(tmp_path)
     with pytest.raises(KeyError, match="epoch"):
