@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradmanip.directions import GradientDriver
+from gradmanip.driver.gradient_driver import GradientDriver
 from gradmanip.strategies import MODE_BOTH, make_strategy
 
 PAIRED_SECONDS = 20.0  # per clock, per case (full mode)

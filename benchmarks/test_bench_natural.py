@@ -13,10 +13,10 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from gradmanip.algos.trpo import NaturalGradient
-from gradmanip.flat import flat_params, set_flat_params
-from gradmanip.models import make_actor_critic
-from gradmanip.natural import gaussian_kl, gaussian_log_prob
+from gradmanip.algos.natural_gradient import NaturalGradient
+from gradmanip.algos.trust_region import gaussian_kl, gaussian_log_prob
+from gradmanip.driver.flat import flat_params, set_flat_params
+from gradmanip.rl.models import make_actor_critic
 from gradmanip.strategies import make_strategy
 
 SAMPLES, OBS_DIM, ACTION_DIM = 16_000, 11, 3

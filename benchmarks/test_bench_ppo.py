@@ -5,8 +5,9 @@
 2. PPO-Lagrangian on SafetyHopperVelocity-v1 with the common configuration (64x64 MLPs, 2,000
    steps per epoch, 40 update iterations, minibatch 64, one env, KL early stopping off):
    environment steps per second including updates (peer: ~190; target >= 1,000), with the time
-   split between collection, advantages and updates. Run twice, side by side: with TorchRL's
-   collector (``make_collector``) and with :class:`gradmanip.lean_collect.LeanCollector`.
+   split between collection, advantages and updates. Run three times, side by side: the generic
+   path (TorchRL's collector, the generic PPO step), with the lean PPO step, and with both the
+   lean step and :class:`gradmanip.fast.lean_collector.LeanCollector` (the default).
 
 With ``--benchmark-disable`` the work is scaled down so the suite runs in seconds.
 """
@@ -21,14 +22,14 @@ import torch
 from tensordict import TensorDict
 
 import safe_envs
-from gradmanip.advantages import SafeAdvantages
 from gradmanip.algos import PPO
-from gradmanip.algos.ppo import gaussian_log_prob
-from gradmanip.collect import GaussianPolicy, make_collector
-from gradmanip.lean_collect import LeanCollector, make_lean_collector
-from gradmanip.models import make_actor_critic
+from gradmanip.fast.lean_collector import LeanCollector, make_lean_collector
+from gradmanip.gaussian import gaussian_log_prob
+from gradmanip.rl.advantages import SafeAdvantages
+from gradmanip.rl.collect import GaussianPolicy, make_collector
+from gradmanip.rl.models import make_actor_critic
+from gradmanip.rl.trainer import Trainer
 from gradmanip.strategies import make_strategy
-from gradmanip.trainer import Trainer
 
 HOPPER = "SafetyHopperVelocity-v1"
 
@@ -100,7 +101,7 @@ def seeded_hopper(seed: int = 0) -> gymnasium.Env:
     return env
 
 
-def hopper_trainer(frames: int, iterations: int, backend: str = "torchrl"):
+def hopper_trainer(frames: int, iterations: int, backend: str = "torchrl", lean: bool = True):
     actor_critic = make_actor_critic(11, 3, seed=0)
     if backend == "lean":
         collector = make_lean_collector(
@@ -124,18 +125,22 @@ def hopper_trainer(frames: int, iterations: int, backend: str = "torchrl"):
         epochs=iterations,
         minibatch_size=64,
         target_kl=None,
+        lean=lean,
         generator=torch.Generator().manual_seed(0),
     )
     advantages = SafeAdvantages(actor_critic.reward_critic, actor_critic.cost_critic)
     return Trainer(collector, algo, actor_critic, advantages), collector
 
 
-@pytest.mark.parametrize("backend", ["torchrl", "lean"])
-def test_end_to_end_ppo_lagrangian_hopper(benchmark, backend):
+@pytest.mark.parametrize(
+    ("backend", "lean"), [("torchrl", False), ("torchrl", True), ("lean", True)]
+)
+def test_end_to_end_ppo_lagrangian_hopper(benchmark, backend, lean):
+    """The generic path (TorchRL collector, generic PPO step), then each specialisation added."""
     torch.set_num_threads(1)
     quick = benchmark.disabled
     frames, iterations = (256, 2) if quick else (2000, 40)
-    trainer, collector = hopper_trainer(frames, iterations, backend)
+    trainer, collector = hopper_trainer(frames, iterations, backend, lean)
     assert isinstance(collector, LeanCollector) == (backend == "lean")
     trainer.run_epoch()  # warm-up (first reset, allocations)
     epochs = []
@@ -153,6 +158,7 @@ def test_end_to_end_ppo_lagrangian_hopper(benchmark, backend):
         for part in ("collect", "advantages", "update")
     }
     benchmark.extra_info["collector"] = backend
+    benchmark.extra_info["ppo_step"] = "lean" if lean else "generic"
     benchmark.extra_info["env_steps_per_second"] = round(frames * len(epochs) / total, 1)
     # CPU time of this process (collection is in-process): robust to a busy shared machine
     benchmark.extra_info["env_steps_per_cpu_second"] = round(frames * len(epochs) / cpu_seconds, 1)

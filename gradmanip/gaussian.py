@@ -1,8 +1,8 @@
 """Diagonal Gaussian policy math on plain tensors (no distribution objects in hot loops).
 
-Both collectors (:class:`gradmanip.collect.GaussianSampler`,
-:class:`gradmanip.lean_collect.LeanCollector`) and the updates compute log-densities with the
-same :func:`standardized_log_prob`, so the first PPO ratio of a batch is exactly 1.
+Both collectors (:class:`gradmanip.rl.collect.GaussianSampler`,
+:class:`gradmanip.fast.lean_collector.LeanCollector`) and the updates compute log-densities
+with the same :func:`standardized_log_prob`, so the first PPO ratio of a batch is exactly 1.
 """
 
 from __future__ import annotations
@@ -10,8 +10,16 @@ from __future__ import annotations
 import math
 
 from torch import Tensor
+from torchrl.envs.utils import ExplorationType
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+# exploration types under which a Gaussian policy acts with its mean (evaluation)
+MEAN_ACTION_EXPLORATION = (
+    ExplorationType.DETERMINISTIC,
+    ExplorationType.MODE,
+    ExplorationType.MEAN,
+)
 
 
 def standardized_log_prob(z: Tensor, scale: Tensor) -> Tensor:

@@ -12,41 +12,33 @@ per-objective gradients combined by the strategy -> log, checkpoint. The run dir
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
-import gymnasium
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-import safe_envs
-from gradmanip.advantages import SafeAdvantages
-from gradmanip.collect import GaussianPolicy, make_collector
-from gradmanip.episodes import EpisodeTracker
-from gradmanip.experiment.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from gradmanip.experiment.config_checks import (
-    ConfigError,
-    check_run_config,
-    check_run_dir,
-    run_dir_field,
+from gradmanip.experiment.collection import (
+    make_run_collector,
+    pooled_obs_statistics,
+    task_sizes,
 )
-from gradmanip.experiment.evaluate import evaluate, numpy_policy, record_gif
+from gradmanip.experiment.config_checks import check_run_config, check_run_dir, run_dir_field
+from gradmanip.experiment.evaluate import final_evaluation
 from gradmanip.experiment.exit_status import exit_with_status
-from gradmanip.experiment.loggers import RunLogger
-from gradmanip.experiment.progress import Progress
-from gradmanip.experiment.stop_signals import RunStopped, StopRequest
-from gradmanip.lean_collect import make_lean_collector
-from gradmanip.models import make_actor_critic
-from gradmanip.reporting import MetricsFile, plot_run, read_metrics, write_run_info
+from gradmanip.experiment.resolvers import register_resolvers
+from gradmanip.experiment.stop_signals import RunStopped
+from gradmanip.experiment.training_run import TrainingRun
+from gradmanip.reporting import plot_run, read_metrics
+from gradmanip.rl.advantages import SafeAdvantages
+from gradmanip.rl.episodes import EpisodeTracker
+from gradmanip.rl.models import make_actor_critic
+from gradmanip.rl.trainer import Trainer
 from gradmanip.strategies import DelayedSafety
-from gradmanip.trainer import Trainer
-from safe_envs import task_entry
-from safe_envs.obs_norm import RunningObsNorm, merge_statistics
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
@@ -55,54 +47,56 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     Raises ConfigError (before any work) for a bad setting and RunStopped after the checkpoint
     of a run stopped by SIGINT/SIGTERM.
     """
-
-    # 0. Check every setting before any work starts.
-    def build_strategy():
-        strategy = instantiate(cfg.strategy)
-        return (
-            DelayedSafety(strategy, cfg.safety_start_epoch) if cfg.safety_start_epoch else strategy
-        )
-
-    def build_algo(strategy, actor_critic=None):
-        actor_critic = actor_critic or make_actor_critic(1, 1, cfg.hidden)
-        return instantiate(cfg.algo.base)(actor_critic, strategy)
-
-    check_run_config(cfg, build_strategy, build_algo)
+    check_run_config(cfg, lambda: build_strategy(cfg), lambda s: build_algo(cfg, s))
     check_run_dir(run_dir, run_dir_field())
-    if MetricsFile(run_dir).path.exists() and not cfg.resume:
-        raise ConfigError(
-            f"resume: {run_dir} already holds a run; pass resume=true to continue "
-            "it, or choose another seed or hydra.run.dir"
-        )
-    if cfg.resume and (run_dir / "summary.json").exists():
+    run = TrainingRun(
+        run_dir,
+        cfg.total_steps,
+        resume=cfg.resume,
+        checkpoint_every=cfg.checkpoint_every,
+        backends=cfg.logger.backends,
+        wandb_project=cfg.logger.wandb_project,
+        progress=cfg.progress,
+    )
+    if run.finished:
         print(f"{run_dir} holds a finished run (summary.json); nothing to resume")
-        return json.loads((run_dir / "summary.json").read_text())
+        return run.summary()
+    parts = build(cfg)
+    run.start(parts.trainer, describe(cfg, parts))
+    try:
+        train_epochs(parts.trainer, run)
+    except RunStopped:
+        parts.collector.shutdown()
+        raise
+    return finish(cfg, parts, run)
+
+
+def build_strategy(cfg: DictConfig):
+    """The strategy of ``cfg.strategy``, after ``safety_start_epoch`` reward-only epochs."""
+    strategy = instantiate(cfg.strategy)
+    if cfg.safety_start_epoch:
+        return DelayedSafety(strategy, cfg.safety_start_epoch)
+    return strategy
+
+
+def build_algo(cfg: DictConfig, strategy, actor_critic=None):
+    """The base algorithm of ``cfg.algo`` (on tiny networks when none are given: a check)."""
+    actor_critic = actor_critic or make_actor_critic(1, 1, cfg.hidden)
+    return instantiate(cfg.algo.base)(actor_critic, strategy)
+
+
+def build(cfg: DictConfig) -> SimpleNamespace:
+    """Task, networks, strategy, base algorithm, advantages, collection and the trainer."""
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
-
-    # 1. Task, networks, strategy, base algorithm, advantages, collection.
     task_kwargs = OmegaConf.to_container(cfg.env.kwargs)
-    make_env = functools.partial(
-        safe_envs.make_env,
-        cfg.env.id,
-        num_envs=cfg.envs_per_worker,
-        seed=cfg.seed,
-        normalize_obs=cfg.normalize_obs,
-        obs_clip=cfg.obs_clip,
-        **task_kwargs,
-    )
-    probe = gymnasium.make(cfg.env.id, **task_kwargs)
-    obs_dim, action_dim = probe.observation_space.shape[-1], probe.action_space.shape[-1]
-    probe.close()
-    actor_critic = make_actor_critic(
-        obs_dim, action_dim, cfg.hidden, cfg.init_log_std, seed=cfg.seed
-    )
-    strategy = build_strategy()
-    strategy_name = getattr(strategy, "strategy", strategy).name
-    algo = build_algo(strategy, actor_critic)
+    obs_dim, action_dim = task_sizes(cfg.env.id, task_kwargs)
+    nets = make_actor_critic(obs_dim, action_dim, cfg.hidden, cfg.init_log_std, seed=cfg.seed)
+    strategy = build_strategy(cfg)
+    algo = build_algo(cfg, strategy, nets)
     advantages = SafeAdvantages(
-        actor_critic.reward_critic,
-        actor_critic.cost_critic,
+        nets.reward_critic,
+        nets.cost_critic,
         gamma=cfg.algo.gamma,
         lmbda=cfg.algo.lmbda,
         cost_gamma=cfg.algo.cost_gamma,
@@ -110,147 +104,87 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         reward_normalization=cfg.advantage_normalization,
         cost_normalization=cfg.advantage_normalization,
     )
-    # Every epoch starts fresh episodes from a reset seeded by (seed, epoch): exactly resumable.
-    single_env = cfg.num_workers == 1 and cfg.envs_per_worker == 1
-    if cfg.collector == "lean" or (cfg.collector == "auto" and single_env):
-        collector = make_lean_collector(
-            functools.partial(seeded_task, cfg.env.id, cfg.seed, task_kwargs),
-            actor_critic.policy_net,
-            frames_per_batch=cfg.steps_per_epoch,
-            seed=cfg.seed,
-            reset_each_epoch=True,
-            obs_norm=RunningObsNorm((obs_dim,), clip=cfg.obs_clip) if cfg.normalize_obs else None,
-        )
-    else:
-        collector = make_collector(
-            make_env,
-            GaussianPolicy(actor_critic.policy_net),
-            frames_per_batch=cfg.steps_per_epoch,
-            num_workers=cfg.num_workers,
-            seed=cfg.seed,
-            reset_each_epoch=True,
-        )
+    collector = make_run_collector(
+        cfg.env.id,
+        task_kwargs,
+        nets.policy_net,
+        steps_per_epoch=cfg.steps_per_epoch,
+        seed=cfg.seed,
+        collector=cfg.collector,
+        num_workers=cfg.num_workers,
+        envs_per_worker=cfg.envs_per_worker,
+        normalize_obs=cfg.normalize_obs,
+        obs_clip=cfg.obs_clip,
+    )
     episodes = EpisodeTracker(carry_over=False)
-    trainer = Trainer(collector, algo, actor_critic, advantages, episodes, seed=cfg.seed)
-
-    # 2. Run directory: description, logs, and the checkpoint to resume from.
-    write_run_info(
-        run_dir,
-        {
-            "env": cfg.env.id,
-            "algo": cfg.algo.name,
-            "strategy": strategy_name,
-            "seed": cfg.seed,
-            "cost_limit": cfg.env.cost_limit,
-            "slack_upper": cfg.env.upper_slack,
-            "slack_lower": cfg.env.lower_slack,
-            "total_steps": cfg.total_steps,
-            "steps_per_epoch": cfg.steps_per_epoch,
-            "config": OmegaConf.to_container(cfg, resolve=True),
-        },
+    trainer = Trainer(collector, algo, nets, advantages, episodes, seed=cfg.seed)
+    return SimpleNamespace(
+        nets=nets, strategy=strategy, collector=collector, trainer=trainer, task_kwargs=task_kwargs
     )
-    logger = RunLogger(
-        run_dir, cfg.logger.backends, name=run_dir.name, wandb_project=cfg.logger.wandb_project
-    )
-    checkpoints = run_dir / "checkpoints"
-    if cfg.resume and has_checkpoint(checkpoints):
-        trainer.load_state_dict(load_checkpoint(checkpoints))
-        logger.truncate_after(trainer.epoch)
-        print(f"resumed {run_dir} at epoch {trainer.epoch} ({trainer.frames} steps)")
-    elif cfg.resume:
-        print(f"resume: no checkpoint in {checkpoints} yet, starting from the beginning")
-        logger.truncate_after(0)
 
-    # 3. Train: one policy iteration per epoch until the budget is spent or a stop is asked.
-    progress = Progress(cfg.total_steps, initial=trainer.frames, enabled=cfg.progress)
-    with StopRequest() as stop:
-        while trainer.frames < cfg.total_steps and stop.requested is None:
-            try:
-                metrics = trainer.run_epoch()
-            except FloatingPointError as err:
-                raise FloatingPointError(
-                    f"non-finite values at epoch {trainer.epoch + 1} (after {trainer.frames} "
-                    f"environment steps): {err}. The last good checkpoint in {checkpoints} is "
-                    "intact."
-                ) from err
-            counters = {"epoch": trainer.epoch, "env_steps": trainer.frames}
-            metrics = counters | {k: v for k, v in metrics.items() if k not in counters}
-            logger.log(metrics)
-            progress.update(metrics)
-            if trainer.epoch % cfg.checkpoint_every == 0:
-                save_checkpoint(checkpoints, trainer.state_dict())
-        if trainer.epoch % cfg.checkpoint_every or not has_checkpoint(checkpoints):
-            save_checkpoint(checkpoints, trainer.state_dict())  # the last epoch, if not yet saved
-    progress.close()
-    logger.close()
-    if stop.requested is not None:
-        collector.shutdown()
-        raise RunStopped(
-            stop.requested,
-            f"stopped by {stop.requested} at epoch {trainer.epoch}; "
-            f"continue with resume=true (run directory {run_dir})",
-        )
 
-    # 4. The end: evaluation with the pooled observation statistics, plot and summary.
-    last = read_metrics(run_dir)[-1]
+def describe(cfg: DictConfig, parts: SimpleNamespace) -> dict:
+    """``run.json``: what the comparison tools group and label runs by."""
+    return {
+        "env": cfg.env.id,
+        "algo": cfg.algo.name,
+        "strategy": getattr(parts.strategy, "strategy", parts.strategy).name,
+        "seed": cfg.seed,
+        "cost_limit": cfg.env.cost_limit,
+        "slack_upper": cfg.env.upper_slack,
+        "slack_lower": cfg.env.lower_slack,
+        "total_steps": cfg.total_steps,
+        "steps_per_epoch": cfg.steps_per_epoch,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def train_epochs(trainer: Trainer, run: TrainingRun) -> None:
+    """One policy iteration per epoch (collect, statistics, advantages, strategy state, update)
+    until the budget is spent or a stop is asked; logs and checkpoints on the way."""
+    while run.active(trainer):
+        try:
+            metrics = trainer.run_epoch()
+        except FloatingPointError as err:
+            raise run.nonfinite(trainer, err) from err
+        run.record(trainer, metrics)
+    run.close(trainer)
+
+
+def finish(cfg: DictConfig, parts: SimpleNamespace, run: TrainingRun) -> dict:
+    """Evaluation with the pooled observation statistics, the plot and the summary."""
+    last = read_metrics(run.directory)[-1]
     summary = {
-        "epochs": trainer.epoch,
-        "env_steps": trainer.frames,
+        "epochs": parts.trainer.epoch,
+        "env_steps": parts.trainer.frames,
         "final_episode_return": last["episode_return"],
         "final_episode_cost": last["episode_cost"],
-        "cost_limit": float(cfg.env.cost_limit),
+        "cost_limit": cfg.env.cost_limit,
     }
-    obs_stats = pooled_obs_statistics(collector) if cfg.normalize_obs else None
-    episode_steps = task_kwargs.get("max_episode_steps") or task_entry(cfg.env.id).max_episode_steps
-    if cfg.eval_episodes:
-        eval_env = functools.partial(
-            safe_envs.make_env,
-            cfg.env.id,
-            normalize_obs=cfg.normalize_obs,
-            obs_clip=cfg.obs_clip,
-            seed=cfg.seed + 10_000,
-            **task_kwargs,
-        )
-        policy = GaussianPolicy(actor_critic.policy_net)
-        summary.update(
-            evaluate(policy, eval_env, cfg.eval_episodes, episode_steps, obs_norm_state=obs_stats)
-        )
-    if cfg.video:
-        normalize = None
-        if obs_stats is not None:
-            normalize = RunningObsNorm((obs_dim,), clip=cfg.obs_clip)
-            normalize.load_state_dict(obs_stats)
-        gif = record_gif(
-            numpy_policy(actor_critic.policy_net, normalize.normalize if normalize else None),
-            functools.partial(gymnasium.make, cfg.env.id, **task_kwargs),
-            run_dir / "episode.gif",
-            max_steps=episode_steps,
-        )
-        if gif is not None:
-            summary["video"] = str(gif)
-    plot_run(run_dir)
-    collector.shutdown()
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"\n{cfg.env.id} | {cfg.algo.name} + {strategy_name} | seed {cfg.seed}")
+    summary |= final_evaluation(
+        parts.nets.policy_net,
+        cfg.env.id,
+        parts.task_kwargs,
+        episodes=cfg.eval_episodes,
+        seed=cfg.seed + 10_000,
+        obs_norm_state=pooled_obs_statistics(parts.collector) if cfg.normalize_obs else None,
+        obs_clip=cfg.obs_clip,
+        video_path=run.directory / "episode.gif" if cfg.video else None,
+    )
+    plot_run(run.directory)
+    parts.collector.shutdown()
+    run.write_summary(summary)
+    print(
+        f"\n{cfg.env.id} | {cfg.algo.name} + {describe(cfg, parts)['strategy']} | seed {cfg.seed}"
+    )
     for key, value in summary.items():
         shown = f"{value:.4g}" if isinstance(value, float) and math.isfinite(value) else value
         print(f"  {key:24s} {shown}")
-    print(f"  run directory            {run_dir}  (curves.png, metrics.csv)")
+    print(f"  run directory            {run.directory}  (curves.png, metrics.csv)")
     return summary
 
 
-def seeded_task(env_id: str, seed: int, task_kwargs: dict) -> gymnasium.Env:
-    """The Gymnasium task, reset once with ``seed`` (as ``safe_envs.make_env(seed=...)``)."""
-    env = gymnasium.make(env_id, **task_kwargs)
-    env.reset(seed=seed)
-    return env
-
-
-def pooled_obs_statistics(collector) -> dict:
-    """Observation statistics of every collector process, pooled into one normaliser state."""
-    state = collector.state_dict()
-    workers = [v for k, v in state.items() if k.startswith("worker")] or [state]
-    return merge_statistics([w["env_state_dict"] for w in workers])
+register_resolvers()
 
 
 @hydra.main(config_path="config", config_name="ppo_softswitch", version_base=None)

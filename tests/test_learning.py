@@ -14,12 +14,12 @@ import pytest
 import torch
 
 import safe_envs
-from gradmanip.advantages import SafeAdvantages
 from gradmanip.algos import PPO
-from gradmanip.collect import GaussianPolicy, make_collector
-from gradmanip.models import make_actor_critic
+from gradmanip.rl.advantages import SafeAdvantages
+from gradmanip.rl.collect import GaussianPolicy, make_collector
+from gradmanip.rl.models import make_actor_critic
+from gradmanip.rl.trainer import Trainer
 from gradmanip.strategies import make_strategy
-from gradmanip.trainer import Trainer
 
 TASK = "SafetyPointVelocity-v0"
 LIMIT = safe_envs.default_cost_limit(TASK)

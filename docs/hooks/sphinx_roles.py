@@ -1,6 +1,6 @@
 """Griffe extension for the API reference: reStructuredText habits of docstrings, in Markdown.
 
-The library's docstrings name other objects the Sphinx way (``:class:`~gradmanip.trainer.Trainer```,
+The library's docstrings name other objects the Sphinx way (``:class:`~gradmanip.rl.Trainer```,
 ``:func:`make_collector```) and introduce literal blocks with ``::``. Markdown has neither, so
 this extension rewrites each role to inline code before mkdocstrings renders it (``~`` keeps the
 last component, as in Sphinx) and a line-final ``::`` before an indented block to ``:``.

@@ -18,16 +18,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import gymnasium
+from gymnasium.envs.registration import load_env_creator
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+import safe_envs
+from gradmanip.experiment.errors import ConfigError
+from gradmanip.experiment.loggers import check_backends
+from safe_envs.validation import check_positive_int
+
 CONFIG_ERROR_STATUS = 2
-
-
-class ConfigError(ValueError):
-    """A configuration field has a value the run cannot use."""
 
 
 def full_error_requested() -> bool:
@@ -96,11 +99,6 @@ def task_parameters(env_id: str) -> list[str]:
     They are the task constructor's parameters, less those the id fixes (e.g. ``base`` of the
     velocity tasks) and ``render_mode``, plus Gymnasium's ``max_episode_steps``.
     """
-    import gymnasium
-    from gymnasium.envs.registration import load_env_creator
-
-    import safe_envs
-
     safe_envs.task_entry(env_id)  # registers the tasks; an unknown id lists the known ones
     spec = gymnasium.spec(env_id)
     creator = spec.entry_point
@@ -117,10 +115,6 @@ def task_parameters(env_id: str) -> list[str]:
 
 def _check_task_kwargs(cfg: DictConfig) -> None:
     """Every ``env.kwargs`` entry is a parameter of the task, with a value it accepts."""
-    import gymnasium
-
-    from safe_envs.validation import check_positive_int
-
     kwargs = _get(cfg, "env.kwargs")
     if not isinstance(kwargs, DictConfig):
         raise ConfigError(f"env.kwargs must be a mapping of task parameters, got {kwargs!r}")
@@ -155,8 +149,6 @@ def _check_minibatch(cfg: DictConfig, field: str, batch: int) -> None:
 
 def _check_logger(cfg: DictConfig) -> None:
     """The logging backends are known and their optional packages installed."""
-    from gradmanip.experiment.loggers import check_backends
-
     check_backends(list(_get(cfg, "logger.backends")))
 
 
@@ -182,13 +174,11 @@ def run_dir_field() -> str:
 
 
 def check_run_config(
-    cfg: DictConfig, build_strategy: Callable[[], Any], build_algo: Callable[[], Any]
+    cfg: DictConfig, build_strategy: Callable[[], Any], build_algo: Callable[[Any], Any]
 ) -> None:
     """Validate the budget, collection, task, logging and checkpoint fields, then build the
     strategy and the base algorithm once on a tiny network so that their own settings are
     checked too. Integer fields given as whole floats (``total_steps=1e6``) are stored as ints."""
-    import safe_envs
-
     _wrap("env.id", lambda: safe_envs.task_entry(cfg.env.id))
     limit = _get(cfg, "env.cost_limit")
     if not isinstance(limit, int | float) or not math.isfinite(limit) or limit < 0:

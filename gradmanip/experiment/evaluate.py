@@ -6,15 +6,23 @@ and frozen, so the policy sees observations scaled exactly as in training.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
 from tensordict.nn import TensorDictModule
+from torch import nn
 from torchrl.envs import EnvBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+import safe_envs
+from gradmanip.rl.collect import GaussianPolicy
+from safe_envs.obs_norm import RunningObsNorm
 
 
 def evaluate(
@@ -94,3 +102,48 @@ def numpy_policy(
         return loc.numpy()
 
     return act
+
+
+def final_evaluation(
+    policy_net: nn.Module,
+    env_id: str,
+    task_kwargs: Mapping[str, Any],
+    *,
+    episodes: int,
+    seed: int,
+    obs_norm_state: Mapping | None,
+    obs_clip: float,
+    video_path: Path | None = None,
+) -> dict[str, Any]:
+    """The end-of-run evaluation: ``episodes`` deterministic episodes on a fresh copy of the task
+    (seeded ``seed``, observations normalised with the training statistics ``obs_norm_state``),
+    and, with ``video_path``, one episode recorded as a GIF."""
+    episode_steps = (
+        task_kwargs.get("max_episode_steps") or safe_envs.task_entry(env_id).max_episode_steps
+    )
+    summary: dict[str, Any] = {}
+    if episodes:
+        make_env = functools.partial(
+            safe_envs.make_env,
+            env_id,
+            normalize_obs=obs_norm_state is not None,
+            obs_clip=obs_clip,
+            seed=seed,
+            **task_kwargs,
+        )
+        policy = GaussianPolicy(policy_net)
+        summary.update(evaluate(policy, make_env, episodes, episode_steps, obs_norm_state))
+    if video_path is not None:
+        normalize = None
+        if obs_norm_state is not None:
+            normalize = RunningObsNorm(tuple(obs_norm_state["mean"].shape), clip=obs_clip)
+            normalize.load_state_dict(dict(obs_norm_state))
+        gif = record_gif(
+            numpy_policy(policy_net, normalize.normalize if normalize else None),
+            functools.partial(gymnasium.make, env_id, **task_kwargs),
+            video_path,
+            max_steps=episode_steps,
+        )
+        if gif is not None:
+            summary["video"] = str(gif)
+    return summary

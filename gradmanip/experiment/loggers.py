@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from gradmanip.experiment.config_checks import ConfigError
+from gradmanip.experiment.errors import ConfigError
 from gradmanip.reporting import MetricsFile
 
 BACKENDS = ("csv", "tensorboard", "wandb")

@@ -1,4 +1,5 @@
-"""Run directories: per-epoch metrics, training-curve plots and cross-run comparison tables."""
+"""Run directories: per-epoch metrics, training-curve plots, cross-run comparison tables and the
+results page."""
 
 from typing import Any
 
@@ -16,6 +17,7 @@ __all__ = [
     "plot_run",
     "read_metrics",
     "read_run_info",
+    "write_results_page",
     "write_run_info",
 ]
 
@@ -26,4 +28,8 @@ def __getattr__(name: str) -> Any:
         from gradmanip.reporting.compare import compare_runs
 
         return compare_runs
+    if name == "write_results_page":
+        from gradmanip.reporting.results_page import write_results_page
+
+        return write_results_page
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,14 +1,17 @@
-"""Compare runs: a table over seeds (Markdown + CSV) and a plot of mean curves with spread.
+"""Compare runs: a table over seeds (Markdown + CSV), a plot of mean curves, a results page.
 
 Usage::
 
     gradmanip-compare multirun/2026-11-25_12-00-00 --out results/
+    gradmanip-compare results/velocity --page docs/results.md --figures docs/assets/results
     python -m gradmanip.reporting RUN_DIR [RUN_DIR ...] --out results/
 
 Every directory given is searched for run directories (those holding ``run.json`` and
-``metrics.csv``). Runs are grouped by (env, algo, strategy); seeds are the spread. For each run,
-the final reward and cost are averaged over its last ``final_fraction`` of epochs (at least one),
-which is less noisy than the single last epoch.
+``metrics.csv``). Runs are grouped by task, algorithm, strategy and every other setting that
+changes what is learned (see :mod:`gradmanip.reporting.grouping`); seeds are the spread. For each
+run, the final reward and cost are averaged over its last ``final_fraction`` of epochs (at least
+one), which is less noisy than the single last epoch. ``--page`` writes the results page (see
+:mod:`gradmanip.reporting.results_page`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import argparse
 import csv
 import math
 import os
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -27,12 +29,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gradmanip.reporting.metrics_file import (  # noqa: E402
-    METRICS_NAME,
-    RUN_INFO_NAME,
-    read_metrics,
-    read_run_info,
-)
+from gradmanip.reporting.grouping import RunGroup, group_runs  # noqa: E402
+from gradmanip.reporting.mean_curve import mean_curve  # noqa: E402
+from gradmanip.reporting.run_metrics import final_mean, within_limits  # noqa: E402
+from gradmanip.reporting.runs import find_runs, load_run  # noqa: E402
+
+__all__ = ["COLUMNS", "compare_runs", "find_runs", "main", "plot_comparison", "summarise"]
 
 COLUMNS = [
     "env",
@@ -46,65 +48,44 @@ COLUMNS = [
     "cost_std",
     "cost_limit",
     "within_limit_share",
+    "settings",
 ]
 
 
-def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Run directories at or below each path, sorted."""
-    runs: set[Path] = set()
-    for p in map(Path, paths):
-        if not p.exists():
-            raise FileNotFoundError(f"{p} does not exist")
-        for info in [p / RUN_INFO_NAME, *p.rglob(RUN_INFO_NAME)]:
-            if info.exists() and (info.parent / METRICS_NAME).exists():
-                runs.add(info.parent)
-    if not runs:
-        raise FileNotFoundError(
-            f"no run directories (with {RUN_INFO_NAME} and {METRICS_NAME}) "
-            f"under {[str(p) for p in paths]}"
-        )
-    return sorted(runs)
-
-
-def _group_key(info: dict) -> tuple[str, str, str]:
-    return (str(info.get("env", "?")), str(info.get("algo", "?")), str(info.get("strategy", "?")))
-
-
-def _final(values: Sequence[float], fraction: float) -> float:
-    n = max(1, math.ceil(len(values) * fraction))
-    return float(np.mean(values[-n:]))
+def _groups(run_dirs: Sequence[Path]) -> list[RunGroup]:
+    """Groups of the runs that hold at least one finished episode."""
+    groups = group_runs(load_run(run) for run in run_dirs)
+    for group in groups:
+        group.runs = [run for run in group.runs if run.rows]
+    return [group for group in groups if group.runs]
 
 
 def summarise(run_dirs: Sequence[Path], final_fraction: float = 0.1) -> list[dict]:
-    """One row per (env, algo, strategy): mean and std over seeds of final reward and cost, and
-    the share of all epochs (over all seeds) whose episodic cost is within the limit."""
+    """One row per group: mean and std over seeds of the final reward and (first constraint's)
+    cost, and the share of all epochs (over all seeds) within every cost limit. ``settings``
+    names what tells the group from others of its task, algorithm and strategy."""
     if not 0 < final_fraction <= 1:
         raise ValueError(f"final_fraction must be in (0, 1], got {final_fraction}")
-    groups: dict[tuple, list[tuple[dict, list[dict]]]] = defaultdict(list)
-    for run in run_dirs:
-        info = read_run_info(run)
-        rows = [r for r in read_metrics(run) if math.isfinite(r.get("episode_cost", math.nan))]
-        if rows:
-            groups[_group_key(info)].append((info, rows))
     table = []
-    for (env, algo, strategy), runs in sorted(groups.items()):
-        rewards = [_final([r["episode_return"] for r in rows], final_fraction) for _, rows in runs]
-        costs = [_final([r["episode_cost"] for r in rows], final_fraction) for _, rows in runs]
-        limit = float(runs[0][0].get("cost_limit", math.nan))
-        within = [r["episode_cost"] <= limit for _, rows in runs for r in rows]
+    for group in _groups(run_dirs):
+        runs = group.runs
+        rewards = [final_mean([r["episode_return"] for r in x.rows], final_fraction) for x in runs]
+        costs = [final_mean([r["episode_cost"] for r in x.rows], final_fraction) for x in runs]
+        within = [within_limits(r, run.cost_keys, run.limits) for run in runs for r in run.rows]
         table.append(
             {
-                "env": env,
-                "algo": algo,
-                "strategy": strategy,
-                "seeds": len({info.get("seed") for info, _ in runs}),
+                "env": group.env,
+                "algo": group.algo,
+                "strategy": group.strategy,
+                "seeds": group.seeds,
                 "runs": len(runs),
                 "reward_mean": float(np.mean(rewards)),
                 "reward_std": float(np.std(rewards)),
                 "cost_mean": float(np.mean(costs)),
                 "cost_std": float(np.std(costs)),
-                "cost_limit": limit,
+                "cost_limit": runs[0].limits[0] if runs[0].limits else math.nan,
                 "within_limit_share": float(np.mean(within)),
+                "settings": group.label,
             }
         )
     return table
@@ -117,8 +98,9 @@ def to_markdown(table: Sequence[dict]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
+        strategy = f"{r['strategy']} ({r['settings']})" if r.get("settings") else r["strategy"]
         lines.append(
-            f"| {r['env']} | {r['algo']} | {r['strategy']} | {r['seeds']} "
+            f"| {r['env']} | {r['algo']} | {strategy} | {r['seeds']} "
             f"| {r['reward_mean']:.1f} ± {r['reward_std']:.1f} "
             f"| {r['cost_mean']:.2f} ± {r['cost_std']:.2f} | {r['cost_limit']:g} "
             f"| {100 * r['within_limit_share']:.0f}% |"
@@ -126,36 +108,25 @@ def to_markdown(table: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _mean_curve(runs: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    grid = np.array(sorted({r["env_steps"] for rows in runs for r in rows}), dtype=float)
-    stop = min(max(r["env_steps"] for r in rows) for rows in runs)
-    grid = grid[grid <= stop]
-    ys = np.stack(
-        [np.interp(grid, [r["env_steps"] for r in rows], [r[key] for r in rows]) for rows in runs]
-    )
-    return grid, ys.mean(0), ys.std(0)
-
-
 def plot_comparison(run_dirs: Sequence[Path], path: Path) -> Path:
     """Mean episodic reward and cost curves (shaded ± one std over seeds), one row per task."""
-    by_env: dict[str, dict[tuple, list[list[dict]]]] = defaultdict(lambda: defaultdict(list))
-    limits: dict[str, float] = {}
-    for run in run_dirs:
-        info = read_run_info(run)
-        env, algo, strategy = _group_key(info)
-        by_env[env][(algo, strategy)].append(read_metrics(run))
-        limits[env] = float(info.get("cost_limit", math.nan))
+    groups = _groups(run_dirs)
+    envs = sorted({g.env for g in groups})
     fig, axes = plt.subplots(
-        len(by_env), 2, figsize=(10, 3.6 * len(by_env)), squeeze=False, constrained_layout=True
+        len(envs), 2, figsize=(10, 3.6 * len(envs)), squeeze=False, constrained_layout=True
     )
-    for (env, groups), (ax_r, ax_c) in zip(sorted(by_env.items()), axes, strict=True):
-        for (algo, strategy), runs in sorted(groups.items()):
+    for env, (ax_r, ax_c) in zip(envs, axes, strict=True):
+        limits = set()
+        for group in (g for g in groups if g.env == env):
+            curves = [run.rows for run in group.runs]
             for ax, key in ((ax_r, "episode_return"), (ax_c, "episode_cost")):
-                x, mean, std = _mean_curve(runs, key)
-                (line,) = ax.plot(x, mean, label=f"{algo} + {strategy} ({len(runs)})")
+                x, mean, std = mean_curve(curves, key)
+                label = f"{group.algo} + {group.name} ({len(curves)})"
+                (line,) = ax.plot(x, mean, label=label)
                 ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-        if math.isfinite(limits[env]):
-            ax_c.axhline(limits[env], color="black", linestyle="--", linewidth=1)
+            limits.update(group.runs[0].limits[:1])
+        for limit in sorted(v for v in limits if math.isfinite(v)):
+            ax_c.axhline(limit, color="black", linestyle="--", linewidth=1)
         ax_r.set(title=env, xlabel="environment steps", ylabel="episodic reward")
         ax_c.set(title=env, xlabel="environment steps", ylabel="episodic cost")
         ax_r.legend(fontsize=8)
@@ -183,21 +154,65 @@ def compare_runs(
     return table
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradmanip-compare", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", help="run directories, or folders holding them")
-    parser.add_argument("--out", default="comparison", help="output folder (default: comparison)")
+    parser.add_argument(
+        "--out", help="folder for comparison.md/.csv/.png (default: comparison, without --page)"
+    )
     parser.add_argument(
         "--final-fraction",
         type=float,
         default=0.1,
         help="share of last epochs averaged for final values (default 0.1)",
     )
+    page = parser.add_argument_group("results page")
+    page.add_argument(
+        "--page",
+        type=Path,
+        help="Markdown page whose generated part receives the results (created if missing)",
+    )
+    page.add_argument(
+        "--figures",
+        type=Path,
+        help="folder of the per-task figures (default: assets/<page name>/ beside the page)",
+    )
+    page.add_argument(
+        "--cut-steps",
+        type=float,
+        default=300_000,
+        help="also tabulate as if training had stopped at this many steps (0: not; default 300000)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
-    table = compare_runs(args.paths, args.out, args.final_fraction)
-    print(to_markdown(table), end="")
-    out = Path(args.out)
-    print(f"wrote {out / 'comparison.md'}, {out / 'comparison.csv'}, {out / 'comparison.png'}")
+    if args.figures is not None and args.page is None:
+        parser.error("--figures needs --page")
+    if not 0 < args.final_fraction <= 1:
+        parser.error(f"--final-fraction must be in (0, 1], got {args.final_fraction}")
+    if args.cut_steps < 0:
+        parser.error(f"--cut-steps must be >= 0, got {args.cut_steps:g}")
+    try:
+        if args.page is not None:
+            from gradmanip.reporting.results_page import write_results_page
+
+            page, figures = write_results_page(
+                args.paths, args.page, args.figures, args.cut_steps or None, args.final_fraction
+            )
+            print(f"wrote {page}")
+            for figure in figures.values():
+                print(f"wrote {figure}")
+        if args.out is not None or args.page is None:
+            out = Path(args.out or "comparison")
+            table = compare_runs(args.paths, out, args.final_fraction)
+            print(to_markdown(table), end="")
+            written = ", ".join(str(out / f"comparison.{ext}") for ext in ("md", "csv", "png"))
+            print(f"wrote {written}")
+    except (FileNotFoundError, ValueError) as err:
+        parser.exit(2, f"error: {err}\n")
 
 
 if __name__ == "__main__":

@@ -9,23 +9,25 @@ from gradmanip.strategies.base import (
     MODE_REWARD_ONLY,
     Strategy,
 )
-from gradmanip.strategies.combine import (
+from gradmanip.strategies.combiners import (
     Combiner,
     PCGradCombiner,
     ProjectionCombiner,
     WeightedSumCombiner,
 )
 from gradmanip.strategies.delayed import DelayedSafety
-from gradmanip.strategies.lagrangian import Lagrangian, PIDLagrangian
+from gradmanip.strategies.hard_switch import HardSwitch
+from gradmanip.strategies.lagrangian import Lagrangian
 from gradmanip.strategies.mgda import MGDA, MGDACombiner
 from gradmanip.strategies.pcgrad import PCGrad
+from gradmanip.strategies.pid_lagrangian import PIDLagrangian
 from gradmanip.strategies.registry import (
     available_strategies,
     make_strategy,
     register_strategy,
     strategy_class,
 )
-from gradmanip.strategies.switching import HardSwitch, SoftSwitch
+from gradmanip.strategies.soft_switch import SoftSwitch
 from gradmanip.strategies.weighted_sum import RewardOnly, WeightedSum
 
 for _cls in (

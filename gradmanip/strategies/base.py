@@ -3,7 +3,7 @@
 Sign convention: every direction is an IMPROVEMENT direction. ``g_r`` increases the reward
 surrogate, ``g_c[k]`` decreases the k-th cost surrogate, and the returned ``update`` is the
 direction the parameters should move along (a minimising optimizer receives ``-update`` in
-``.grad``, see :class:`gradmanip.directions.GradientDriver`).
+``.grad``, see :class:`gradmanip.driver.GradientDriver`).
 
 Keys (renamable with :meth:`Strategy.set_keys`):
 
@@ -25,7 +25,7 @@ from tensordict.utils import NestedKey
 from torch import Tensor
 
 from gradmanip.strategies.diagnostics import Value, as_tensors
-from gradmanip.strategies.linear import Gram, combine, direction_gram
+from gradmanip.strategies.gram import Gram, combine, direction_gram
 
 MODE_BOTH = 0
 MODE_REWARD_ONLY = 1
@@ -151,7 +151,7 @@ class Strategy(TensorDictModuleBase):
 
         ``gram`` is the (1 + K) x (1 + K) Gram matrix of (g_r, g_c[0], ..., g_c[K-1]) as nested
         Python floats, known up to a common positive factor (see
-        :func:`gradmanip.strategies.linear.direction_gram`). ``validate=False`` skips
+        :func:`gradmanip.strategies.gram.direction_gram`). ``validate=False`` skips
         :meth:`check_gram` for callers that already ran it on inputs of the same sizes.
         """
         if not self.is_linear:

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from gradmanip.strategies.base import MODE_REWARD_ONLY, Strategy
 from gradmanip.strategies.diagnostics import Value
-from gradmanip.strategies.linear import Gram
+from gradmanip.strategies.gram import Gram
 
 
 class DelayedSafety(Strategy):

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from gradmanip.strategies.base import MODE_BOTH, Strategy
-from gradmanip.strategies.combine import Combiner
+from gradmanip.strategies.combiners import Combiner
 from gradmanip.strategies.diagnostics import Value
-from gradmanip.strategies.linear import Gram, angle_diagnostics
+from gradmanip.strategies.gram import Gram, angle_diagnostics
 
 # The exact solve visits every support (2^M - 1 small linear systems): meant for a handful of
 # directions, as in safe RL (M = 1 + K).

@@ -5,9 +5,9 @@ from __future__ import annotations
 from torch import Tensor
 
 from gradmanip.strategies.base import MODE_BOTH, Strategy
-from gradmanip.strategies.combine import PCGradCombiner
+from gradmanip.strategies.combiners import PCGradCombiner
 from gradmanip.strategies.diagnostics import Value
-from gradmanip.strategies.linear import (
+from gradmanip.strategies.gram import (
     Gram,
     angle_diagnostics,
 )

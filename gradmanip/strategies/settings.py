@@ -91,3 +91,17 @@ def format_values(values: torch.Tensor) -> str:
     ):
         return f"{items[0]:g}"
     return "[" + ", ".join(f"{v:g}" for v in items) + "]"
+
+
+def broadcast(values: torch.Tensor, count: int) -> list[float]:
+    """A per-constraint setting [1] or [K] as K Python floats."""
+    items = values.tolist()
+    return items * count if len(items) == 1 else items
+
+
+def cost_limits(cost_limit: PerConstraint, count: int | None) -> torch.Tensor:
+    """Validated cost limits b_k >= 0 (finite) as a float64 tensor."""
+    limit = per_constraint(cost_limit, "cost_limit", count)
+    check_finite(limit, "cost_limit")
+    check_nonnegative(limit, "cost_limit", "a cost limit is a budget on a non-negative cost")
+    return limit

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from gradmanip.strategies.base import Strategy
 from gradmanip.strategies.diagnostics import as_tensors
-from gradmanip.strategies.linear import combine, direction_gram
+from gradmanip.strategies.gram import combine, direction_gram
 
 # Scales of the random directions: zero, tiny, ordinary and huge (all finite in float32).
 SCALES = (0.0, 1e-30, 1e-3, 1.0, 1e3, 1e30)

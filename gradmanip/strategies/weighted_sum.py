@@ -5,9 +5,9 @@ from __future__ import annotations
 from torch import Tensor
 
 from gradmanip.strategies.base import MODE_BOTH, MODE_REWARD_ONLY, Strategy
-from gradmanip.strategies.combine import WeightedSumCombiner
+from gradmanip.strategies.combiners import WeightedSumCombiner
 from gradmanip.strategies.diagnostics import Value
-from gradmanip.strategies.linear import Gram
+from gradmanip.strategies.gram import Gram
 from gradmanip.strategies.settings import PerConstraint
 
 

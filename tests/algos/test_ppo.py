@@ -11,16 +11,13 @@ from torch.distributions import Independent, Normal, kl_divergence
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 import safe_envs
-from gradmanip.advantages import SafeAdvantages
 from gradmanip.algos import PPO
-from gradmanip.algos.fused_adam import FusedAdamSteps
-from gradmanip.algos.ppo import (
-    clipped_surrogates,
-    gaussian_kl,
-    gaussian_log_prob,
-)
-from gradmanip.collect import GaussianPolicy, make_collector
-from gradmanip.models import make_actor_critic
+from gradmanip.fast.fused_adam import FusedAdamSteps
+from gradmanip.gaussian import gaussian_kl, gaussian_log_prob
+from gradmanip.objectives import clipped_surrogates
+from gradmanip.rl.advantages import SafeAdvantages
+from gradmanip.rl.collect import GaussianPolicy, make_collector
+from gradmanip.rl.models import make_actor_critic
 from gradmanip.strategies import available_strategies, make_strategy
 
 TASK = "SafetyPointVelocity-v0"

@@ -70,7 +70,7 @@ def test_01_own_loop(tmp_path):
     assert [int(m.group(1)) for m in lines] == [1, 2, 3]
     for m in lines:
         assert float(m.group(3)) >= 0
-        assert float(m.group(4)) == 10  # SafetyPointVelocity-v0's default cost limit
+        assert float(m.group(4)) == 25  # SafetyHopperVelocity-v1
         assert m.group(5) in MODES
 
 

@@ -11,7 +11,7 @@ import pytest
 SCRIPT = """
 import functools, sys, gymnasium, safe_envs
 from gradmanip.experiment.evaluate import numpy_policy, record_gif
-from gradmanip.models import make_actor_critic
+from gradmanip.rl.models import make_actor_critic
 net = make_actor_critic(11, 3, seed=0).policy_net
 path = record_gif(numpy_policy(net), functools.partial(gymnasium.make, "SafetyHopperVelocity-v1"),
                   sys.argv[1], max_steps=20)

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradmanip.strategies import PCGradCombiner, ProjectionCombiner, WeightedSumCombiner
-from gradmanip.strategies.combine import fixed_order, projection_matrix, random_order
-from gradmanip.strategies.linear import combine, conflicts, cosines, direction_gram, stacked
+from gradmanip.strategies.combiners import fixed_order, projection_matrix, random_order
+from gradmanip.strategies.gram import combine, conflicts, cosines, direction_gram, stacked
 
 
 def _stack_gram(directions: torch.Tensor) -> list[list[float]]:

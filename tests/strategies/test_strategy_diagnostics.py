@@ -7,7 +7,7 @@ import torch
 
 from gradmanip.strategies import make_strategy
 from gradmanip.strategies.diagnostics import as_tensor, as_tensors
-from gradmanip.strategies.linear import direction_gram
+from gradmanip.strategies.gram import direction_gram
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradmanip.directions import GradientDriver
+from gradmanip.driver.gradient_driver import GradientDriver
 from gradmanip.strategies import (
     HardSwitch,
     Lagrangian,
@@ -20,7 +20,7 @@ from gradmanip.strategies import (
     make_strategy,
 )
 from gradmanip.strategies.base import MODE_BOTH, MODE_COST_ONLY, MODE_REWARD_ONLY
-from gradmanip.strategies.linear import direction_gram, stacked
+from gradmanip.strategies.gram import direction_gram, stacked
 
 ORTHOGONAL = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]  # Gram of e1, e2, e3
 
@@ -88,7 +88,7 @@ def test_multiplier_state_is_float64_from_python_numbers():
 
 
 def test_trainer_hands_float64_episode_cost_to_the_strategy_and_the_algorithm():
-    from tests.test_trainer import build
+    from tests.rl.test_trainer import build
 
     trainer, collector = build(frames=200)
     seen = []

@@ -10,13 +10,13 @@ from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 
 import safe_envs
-from gradmanip.advantages import SafeAdvantages
 from gradmanip.algos import PPO
-from gradmanip.collect import GaussianPolicy, make_collector
-from gradmanip.episodes import EpisodeTracker
-from gradmanip.models import make_actor_critic
+from gradmanip.rl.advantages import SafeAdvantages
+from gradmanip.rl.collect import GaussianPolicy, make_collector
+from gradmanip.rl.episodes import EpisodeTracker
+from gradmanip.rl.models import make_actor_critic
+from gradmanip.rl.trainer import Trainer
 from gradmanip.strategies import make_strategy
-from gradmanip.trainer import Trainer
 
 SMALL = os.environ.get("GRADMANIP_DOCS_SMALL") == "1"  # the test suite's small budget
 EPOCHS = 3 if SMALL else 30

@@ -1,0 +1,97 @@
+"""What the Lagrangian strategies share: the normalised Lagrangian combination, per-constraint
+multipliers sized by their settings or by first use, and their validation.
+
+Both combine ``update = (g_r + sum_k lambda_k g_c[k]) / (1 + sum_k lambda_k)`` (the normalised
+Lagrangian of OmniSafe's PPO-Lag / CPPO-PID), one multiplier lambda_k >= 0 per constraint. The
+multipliers change only in :meth:`~gradmanip.strategies.base.Strategy.update_state` (once per
+epoch); their state lives in buffers, so ``state_dict()`` / ``load_state_dict()`` restore
+identical subsequent behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from gradmanip.strategies.base import MODE_BOTH, MODE_REWARD_ONLY, Strategy
+from gradmanip.strategies.diagnostics import Value
+from gradmanip.strategies.gram import Gram
+from gradmanip.strategies.settings import PerConstraint, check_nonnegative, per_constraint
+
+
+def constraint_total(count: int | None, num_constraints: int | None) -> int | None:
+    """K from the settings (None: scalar settings only, K is fixed by the first use)."""
+    if num_constraints is not None and count is not None and num_constraints != count:
+        raise ValueError(
+            f"num_constraints={num_constraints} but the per-constraint settings have {count} "
+            "values; make them agree (or omit num_constraints)"
+        )
+    return count or num_constraints
+
+
+def upper_bounds(upper_bound: PerConstraint | None, count: int | None) -> Tensor:
+    if upper_bound is None:
+        return torch.full((count or 1,), math.inf, dtype=torch.float64)
+    bound = per_constraint(upper_bound, "upper_bound", count)
+    check_nonnegative(bound, "upper_bound", "it caps a multiplier that is itself >= 0")
+    return bound
+
+
+class MultiplierStrategy(Strategy):
+    """Shared combination, diagnostics and sizing of the Lagrangian strategies.
+
+    With scalar settings only (and no ``num_constraints``), the per-constraint buffers hold one
+    entry until the first :meth:`update_state` or combination, which fixes K to the number of
+    constraints it sees (every constraint starting from the same settings); the fixed K is saved
+    with ``state_dict()``.
+    """
+
+    diagnostic_names = ("mode", "lagrange_multiplier", "reward_weight")
+    multiplier: Tensor
+
+    def _fit_constraints(self, count: int) -> None:
+        """Fix K = ``count`` on first use: every per-constraint buffer (last dim) is broadcast."""
+        if self._num_constraints is not None:
+            return
+        for name, buffer in self._buffers.items():
+            if buffer is not None and buffer.ndim >= 1 and buffer.shape[-1] == 1:
+                self._buffers[name] = buffer.expand(*buffer.shape[:-1], count).clone()
+        self._num_constraints = count
+
+    def get_extra_state(self) -> dict[str, int | None]:
+        return {"num_constraints": self._num_constraints}
+
+    def set_extra_state(self, state: dict[str, int | None]) -> None:
+        """K was already fixed in :meth:`_load_from_state_dict`, before the buffers loaded."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        extra = state_dict.get(prefix + "_extra_state")
+        count = extra.get("num_constraints") if isinstance(extra, dict) else None
+        if count is not None:
+            self._check_count(count, "episode_cost")
+            self._fit_constraints(count)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _update_state(self, episode_cost: Tensor) -> None:
+        self._fit_constraints(episode_cost.shape[0])
+        self._advance(episode_cost)
+
+    def _advance(self, episode_cost: Tensor) -> None:
+        raise NotImplementedError
+
+    def _coefficients(
+        self, gram: Gram, episode_cost: Tensor
+    ) -> tuple[list[float], dict[str, Value]]:
+        self._fit_constraints(len(gram) - 1)
+        multiplier = self.multiplier.tolist()
+        normaliser = 1.0 + sum(multiplier)
+        coefficients = [1.0 / normaliser] + [value / normaliser for value in multiplier]
+        mode = MODE_REWARD_ONLY if not any(multiplier) else MODE_BOTH
+        diagnostics = {
+            "mode": mode,
+            "lagrange_multiplier": multiplier,
+            "reward_weight": coefficients[0],
+        }
+        return coefficients, diagnostics

@@ -1,0 +1,97 @@
+"""Runs are grouped by everything but the seed; groups that share a strategy are labelled."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from gradmanip.reporting import read_run_info, write_run_info
+from gradmanip.reporting.compare import find_runs, summarise, to_markdown
+from gradmanip.reporting.grouping import NOT_LEARNING_SETTINGS, group_runs, run_settings
+from gradmanip.reporting.runs import load_runs
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "recipes" / "config"
+
+
+def budget_runs(root, write_run, run_config, with_config=True):
+    """One 300k-step run (seed 0) and three 100k-step runs (seeds 0, 1, 2), 50k-step epochs."""
+    write_run(
+        root / "long" / "seed0",
+        [300.0] * 6,
+        [10.0] * 6,
+        steps_per_epoch=50_000,
+        cfg=run_config(total_steps=300_000) if with_config else None,
+    )
+    for seed in range(3):
+        write_run(
+            root / "short" / f"seed{seed}",
+            [float(seed)] * 2,
+            [30.0] * 2,
+            seed=seed,
+            steps_per_epoch=50_000,
+            cfg=run_config(seed=seed, total_steps=100_000) if with_config else None,
+        )
+
+
+@pytest.mark.parametrize("with_config", [True, False], ids=["config", "run.json fields"])
+def test_different_budgets_are_different_groups(tmp_path, write_run, run_config, with_config):
+    budget_runs(tmp_path, write_run, run_config, with_config)
+    short, long = summarise(find_runs([tmp_path]))
+    assert (long["settings"], long["seeds"], long["runs"]) == ("total_steps=300000", 1, 1)
+    assert (short["settings"], short["seeds"], short["runs"]) == ("total_steps=100000", 3, 3)
+    assert long["reward_mean"] == 300.0 and long["within_limit_share"] == 1.0
+    assert short["reward_mean"] == pytest.approx(1.0) and short["within_limit_share"] == 0.0
+    table = to_markdown([short, long])
+    assert "| soft_switch (total_steps=300000) | 1 | 300.0 ± 0.0 |" in table
+    assert "| soft_switch (total_steps=100000) | 3 |" in table
+
+
+def test_seed_and_run_mechanics_do_not_split_a_group(tmp_path, write_run, run_config):
+    mechanics = {"resume": True, "progress": False, "eval_episodes": 0, "num_workers": 2}
+    write_run(tmp_path / "a", [1.0], [1.0], seed=0, cfg=run_config(seed=0))
+    write_run(tmp_path / "b", [2.0], [1.0], seed=1, cfg=run_config(seed=1, **mechanics))
+    write_run(tmp_path / "c", [3.0], [1.0], seed=2, cfg=run_config(seed=2, total_steps=1e3))
+    (group,) = group_runs(load_runs([tmp_path]))
+    assert (group.seeds, group.label, group.name) == (3, "", "soft_switch")
+    assert "algo.base.seed" not in group.settings and "logger.backends" not in group.settings
+    assert group.settings["total_steps"] == 1000 and group.settings["hidden"] == [64, 64]
+
+
+def test_groups_are_labelled_by_what_differs(tmp_path, write_run, run_config):
+    wide = run_config(hidden=[256, 256])
+    ten = [1.0] * 10  # ten 100-step epochs: the configuration's 1000 steps
+    write_run(tmp_path / "a", ten, ten, cfg=run_config())
+    write_run(tmp_path / "b", ten, ten, cfg=wide)
+    write_run(tmp_path / "c", ten, ten)  # recorded before run.json held the config
+    write_run(tmp_path / "d", ten, ten, strategy="lagrangian", cfg=run_config("lagrangian"))
+    names = [g.name for g in group_runs(load_runs([tmp_path]))]
+    assert names == [
+        "lagrangian",
+        "soft_switch (config not recorded)",
+        "soft_switch (hidden=[256, 256])",
+        "soft_switch (hidden=[64, 64])",
+    ]
+
+
+def test_settings_of_the_recipe_configuration():
+    """Seeds and run mechanics of the real configuration leave the settings; the rest stays."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+
+        def settings(*overrides):
+            cfg = compose("ppo_softswitch", overrides=list(overrides))
+            return run_settings({"config": OmegaConf.to_container(cfg, resolve=True)})
+
+        base = settings("algo=trpo", "strategy=pcgrad")
+        assert settings("algo=trpo", "strategy=pcgrad", "seed=7", "progress=false") == base
+        assert settings("algo=trpo", "strategy=pcgrad", "total_steps=1e5") != base
+    assert {"env.id", "env.cost_limit", "algo.base.max_kl", "total_steps"} <= set(base)
+    assert not {k for k in base if k.split(".")[0] in NOT_LEARNING_SETTINGS}
+    assert not {k for k in base if k.endswith("seed")}
+
+
+def test_run_info_writes_omegaconf_values_as_json(tmp_path):
+    limits = OmegaConf.create({"cost_limit": [25.0, 10.0]}).cost_limit
+    write_run_info(tmp_path, {"cost_limit": limits, "config": {"slack": float("inf")}})
+    info = read_run_info(tmp_path)
+    assert info["cost_limit"] == [25.0, 10.0] and info["config"]["slack"] == float("inf")

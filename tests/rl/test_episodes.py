@@ -1,0 +1,131 @@
+"""Episode statistics across batch and environment boundaries, and the J_c_hat estimate."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tensordict import TensorDict
+
+from gradmanip.rl.episodes import EpisodeTracker
+
+
+def make_batch(reward, cost, done):
+    """reward/done [E, T], cost [E, T, K] -> batch [E, T] with the collector's layout."""
+    return TensorDict(
+        {
+            "next": {
+                "reward": reward.unsqueeze(-1).float(),
+                "cost": cost.float(),
+                "done": done.unsqueeze(-1),
+            }
+        },
+        batch_size=reward.shape,
+    )
+
+
+def reference_episodes(reward, cost, done):
+    """Plain loops over each env's whole stream: finished episodes in (env, time) order."""
+    episodes = []
+    for e in range(reward.shape[0]):
+        ret, cst, length = 0.0, torch.zeros(cost.shape[-1], dtype=torch.float64), 0
+        for t in range(reward.shape[1]):
+            ret += float(reward[e, t])
+            cst += cost[e, t].double()
+            length += 1
+            if done[e, t]:
+                episodes.append((e, t, ret, cst.clone(), length))
+                ret, cst, length = 0.0, torch.zeros_like(cst), 0
+    return episodes
+
+
+def test_episode_spanning_two_batches_is_counted_once_with_its_full_sums():
+    tracker = EpisodeTracker()
+    reward = torch.tensor([[1.0, 2.0, 3.0]])
+    cost = torch.tensor([[[1.0], [0.0], [1.0]]])
+    first = tracker.update(make_batch(reward, cost, torch.tensor([[False, False, False]])))
+    assert first.num_episodes == 0
+    second = tracker.update(make_batch(reward, cost, torch.tensor([[False, True, False]])))
+    assert second.returns.tolist() == [1 + 2 + 3 + 1 + 2]
+    assert second.costs.tolist() == [[1 + 0 + 1 + 1 + 0]]
+    assert second.lengths.tolist() == [5]
+    third = tracker.update(make_batch(reward, cost, torch.tensor([[True, False, False]])))
+    assert third.returns.tolist() == [3 + 1] and third.lengths.tolist() == [2]
+
+
+def test_estimate_is_mean_of_latest_batch_and_kept_when_none_finished():
+    tracker = EpisodeTracker(initial_episode_cost=-1.0)
+    assert tracker.episode_cost.tolist() == [-1.0]
+    reward = torch.zeros(2, 4)
+    cost = torch.ones(2, 4, 1)
+    done = torch.tensor([[False, True, False, True], [False, False, False, True]])
+    stats = tracker.update(make_batch(reward, cost, done))
+    # env 0: episodes of 2 and 2 steps; env 1: one of 4 -> mean cost (2 + 2 + 4) / 3.
+    assert stats.episode_cost.tolist() == pytest.approx([8 / 3])
+    stats = tracker.update(make_batch(reward, cost, torch.zeros(2, 4, dtype=torch.bool)))
+    assert stats.num_episodes == 0
+    assert stats.episode_cost.tolist() == pytest.approx([8 / 3])
+    summary = stats.summary()
+    assert summary["episodes"] == 0 and summary["episode_cost"] == pytest.approx(8 / 3)
+    assert summary["episode_return"] != summary["episode_return"]  # NaN: nothing finished
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    num_envs=st.integers(1, 3),
+    cuts=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    num_constraints=st.integers(1, 2),
+    seed=st.integers(0, 10_000),
+)
+def test_matches_plain_loop_for_any_split_into_batches(num_envs, cuts, num_constraints, seed):
+    generator = torch.Generator().manual_seed(seed)
+    total = sum(cuts)
+    reward = torch.randn(num_envs, total, generator=generator)
+    cost = torch.rand(num_envs, total, num_constraints, generator=generator).round()
+    done = torch.rand(num_envs, total, generator=generator) < 0.3
+    tracker = EpisodeTracker(num_constraints=num_constraints)
+    got_returns, got_costs, got_lengths = [], [], []
+    start = 0
+    for cut in cuts:
+        part = slice(start, start + cut)
+        stats = tracker.update(make_batch(reward[:, part], cost[:, part], done[:, part]))
+        # within a batch, episodes come in (env, time) order; regroup by finishing time
+        got_returns.append(stats.returns)
+        got_costs.append(stats.costs)
+        got_lengths.append(stats.lengths)
+        start += cut
+    expected = reference_episodes(reward, cost, done)
+    # Order per batch is (env, time): sort the reference the same way inside each batch.
+    bounds = torch.tensor(cuts).cumsum(0).tolist()
+    batch_of = lambda t: next(i for i, b in enumerate(bounds) if t < b)  # noqa: E731
+    expected.sort(key=lambda ep: (batch_of(ep[1]), ep[0], ep[1]))
+    returns = torch.cat(got_returns)
+    assert returns.shape[0] == len(expected)
+    if expected:
+        torch.testing.assert_close(
+            returns, torch.tensor([ep[2] for ep in expected], dtype=torch.float64)
+        )
+        torch.testing.assert_close(torch.cat(got_costs), torch.stack([ep[3] for ep in expected]))
+        assert torch.cat(got_lengths).tolist() == [ep[4] for ep in expected]
+
+
+def test_state_dict_round_trip_carries_partial_episodes():
+    tracker = EpisodeTracker()
+    reward, cost = torch.ones(1, 3), torch.ones(1, 3, 1)
+    tracker.update(make_batch(reward, cost, torch.zeros(1, 3, dtype=torch.bool)))
+    restored = EpisodeTracker()
+    restored.load_state_dict(tracker.state_dict())
+    finish = torch.tensor([[False, False, True]])
+    assert restored.update(make_batch(reward, cost, finish)).returns.tolist() == [6.0]
+    assert tracker.update(make_batch(reward, cost, finish)).returns.tolist() == [6.0]
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError, match="num_constraints"):
+        EpisodeTracker(num_constraints=0)
+    tracker = EpisodeTracker(num_constraints=2)
+    batch = make_batch(torch.zeros(1, 3), torch.zeros(1, 3, 1), torch.zeros(1, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="num_constraints=2"):
+        tracker.update(batch)
+    del batch["next", "cost"]
+    with pytest.raises(KeyError, match="cost"):
+        tracker.update(batch)
