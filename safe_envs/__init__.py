@@ -1,7 +1,8 @@
 """Constrained MuJoCo tasks for safe reinforcement learning.
 
 ``import safe_envs`` registers every task with Gymnasium; ``gymnasium.make(id)`` then returns an
-env whose ``info["cost"]`` is the non-negative per-step cost (with its terms alongside).
+env whose ``info["cost"]`` is the non-negative per-step cost (with its terms alongside); tasks
+with K > 1 constraints (``num_costs(id)``) also report the K costs in ``info["costs"]``.
 :func:`make_env` returns the TorchRL version, with ``("next", "cost")`` in its rollouts. The
 TorchRL parts (``make_env``, ``CostInfoReader``, ``RunningObsNorm``) are imported on first use,
 so Gymnasium-only users do not pay for importing TorchRL.
@@ -19,6 +20,7 @@ from safe_envs.registry import (
     UnknownTaskError,
     available_ids,
     default_cost_limit,
+    num_costs,
     register_task,
     task_entry,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "available_ids",
     "default_cost_limit",
     "make_env",
+    "num_costs",
     "register_task",
     "task_entry",
 ]

@@ -1,7 +1,8 @@
 """TorchRL entry point: ``make_env(id, ...)`` -> an ``EnvBase`` whose rollouts carry the cost.
 
 The Gymnasium task is wrapped with TorchRL's ``GymWrapper``; ``CostInfoReader`` copies
-``info["cost"]`` into ``("next", "cost")`` with the shape and dtype of ``("next", "reward")``.
+``info["cost"]`` into ``("next", "cost")`` with the dtype of ``("next", "reward")``: shape
+``[..., 1]``, or ``[..., K]`` read from ``info["costs"]`` for a task with K constraints.
 Observations are cast to float32 on the Gymnasium side (``Float32Observation``, a numpy cast:
 far cheaper per step than a TorchRL ``DoubleToFloat`` transform); ``RunningObsNorm`` is the only
 TorchRL transform, added when ``normalize_obs=True``.
@@ -32,21 +33,35 @@ from safe_envs.validation import check_positive_int
 
 
 class CostInfoReader(BaseInfoDictReader):
-    """Reads ``info[key]`` (a float) into a float32 ``[1]`` entry, like the reward.
+    """Reads ``info[key]`` (a float) into a float32 ``[num_costs]`` entry, like the reward.
 
-    A missing key reads as 0.0: reset infos carry no cost (nothing has happened yet).
+    With ``num_costs`` = K > 1 the K values come from ``info[key + "s"]`` (e.g. ``info["costs"]``).
+    A missing key reads as zeros: reset infos may carry no cost (nothing has happened yet).
     """
 
-    def __init__(self, keys: tuple[str, ...] = ("cost",)) -> None:
+    def __init__(self, keys: tuple[str, ...] = ("cost",), num_costs: int = 1) -> None:
         self.keys = tuple(keys)
+        self.num_costs = check_positive_int("num_costs", num_costs)
         self._spec = Composite(
-            {key: Unbounded(shape=(1,), dtype=torch.float32) for key in self.keys}, shape=()
+            {key: Unbounded(shape=(self.num_costs,), dtype=torch.float32) for key in self.keys},
+            shape=(),
         )
 
     def __call__(self, info_dict: dict[str, Any], tensordict: TensorDictBase) -> TensorDictBase:
         for key in self.keys:
-            value = info_dict.get(key, 0.0)
-            tensordict.set(key, torch.tensor([value], dtype=torch.float32))
+            if self.num_costs == 1:
+                tensordict.set(key, torch.tensor([info_dict.get(key, 0.0)], dtype=torch.float32))
+                continue
+            values = info_dict.get(f"{key}s")
+            if values is None:
+                values = np.zeros(self.num_costs)
+            cost = torch.as_tensor(np.asarray(values, dtype=np.float32).reshape(-1))
+            if cost.shape != (self.num_costs,):
+                raise ValueError(
+                    f"info[{key + 's'!r}] has {cost.numel()} values; the task declares "
+                    f"num_costs={self.num_costs}."
+                )
+            tensordict.set(key, cost)
         return tensordict
 
     @property
@@ -54,7 +69,7 @@ class CostInfoReader(BaseInfoDictReader):
         return self._spec
 
     def __repr__(self) -> str:
-        return f"CostInfoReader(keys={self.keys})"
+        return f"CostInfoReader(keys={self.keys}, num_costs={self.num_costs})"
 
 
 class Float32Observation(gymnasium.ObservationWrapper):
@@ -84,11 +99,13 @@ def _make_gymnasium(env_id: str, task_kwargs: dict[str, Any]) -> gymnasium.Env:
         raise ValueError(f"invalid task parameter for {env_id}: {err}") from None
 
 
-def _wrap(gym_env: gymnasium.Env, seed: int | None, device: str | torch.device) -> EnvBase:
+def _wrap(
+    gym_env: gymnasium.Env, seed: int | None, device: str | torch.device, num_costs: int = 1
+) -> EnvBase:
     # an explicit CPU device makes GymWrapper move every step's data: pass only other devices
     device_kwargs = {} if torch.device(device).type == "cpu" else {"device": device}
     env = GymWrapper(Float32Observation(gym_env), **device_kwargs)
-    env.set_info_dict_reader(CostInfoReader())
+    env.set_info_dict_reader(CostInfoReader(num_costs=num_costs))
     if seed is not None:
         env.set_seed(seed)
     return env
@@ -97,7 +114,7 @@ def _wrap(gym_env: gymnasium.Env, seed: int | None, device: str | torch.device) 
 def _make_single(
     env_id: str, seed: int | None, device: str | torch.device, task_kwargs: dict[str, Any]
 ) -> EnvBase:
-    return _wrap(_make_gymnasium(env_id, task_kwargs), seed, device)
+    return _wrap(_make_gymnasium(env_id, task_kwargs), seed, device, task_entry(env_id).num_costs)
 
 
 def make_env(
@@ -114,7 +131,8 @@ def make_env(
     """TorchRL environment of a registered ``safe_envs`` task.
 
     Rollouts carry float32 ``"observation"``, ``"action"``, ``("next", "reward")`` and
-    ``("next", "cost")`` (both ``[..., 1]`` float32) and ``done/terminated/truncated``.
+    ``("next", "cost")`` (float32; ``[..., 1]``, or ``[..., K]`` for a task with K constraints,
+    K = ``safe_envs.num_costs(env_id)``) and ``done/terminated/truncated``.
 
     Args:
         env_id: a registered id (see :func:`safe_envs.available_ids`).
@@ -129,14 +147,14 @@ def make_env(
         **task_kwargs: task parameters (e.g. ``velocity_threshold``, ``goal_velocity``,
             ``max_episode_steps``), passed to ``gymnasium.make``.
     """
-    task_entry(env_id)
+    num_costs = task_entry(env_id).num_costs
     num_envs = check_positive_int("num_envs", num_envs)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"seed must be an int or None, got {seed!r}.")
     first = _make_gymnasium(env_id, task_kwargs)  # bad parameters fail here, before any work
     obs_size = int(first.observation_space.shape[-1])
     if num_envs == 1:
-        base: EnvBase = _wrap(first, seed, device)
+        base: EnvBase = _wrap(first, seed, device, num_costs)
     else:
         first.close()
         factories = [

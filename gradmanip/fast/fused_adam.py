@@ -1,106 +1,150 @@
-"""Adam steps through torch's functional fused Adam, for hot loops with many small steps.
+"""Adam steps on flat buffers through torch's functional fused Adam, for hot loops of many small
+steps.
 
 ``torch.optim.Adam(fused=True).step()`` spends most of a small network's step in per-parameter
-Python bookkeeping; :class:`FusedAdamSteps` calls the functional form of the same fused kernel,
-``torch.optim.adam.adam(..., fused=True)``, once for several optimizers with equal settings,
-while the moments and step counts stay in the optimizers' own ``state``, so their
-``state_dict`` remains the checkpoint and the result is the one ``step()`` gives.
+Python bookkeeping and per-tensor step counters. :class:`FusedAdamSteps` lays each optimizer's
+parameters, moments and step count out as views of flat buffers (one per optimizer; the
+optimizers' ``state`` holds those views, so their ``state_dict`` remains the checkpoint) and
+steps each optimizer with one call of ``torch.optim.adam.adam(..., fused=True)`` on one tensor:
+the same kernel, so the parameters and moments are the ones ``step()`` gives (to the last bit
+of float32: the kernel's vector and tail loops may round apart).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 from torch.optim.adam import adam
 
 
-class FusedAdamSteps:
-    """Adam steps of ``torch.optim.Adam(fused=True)`` optimizers by direct fused-kernel calls.
+def _offsets(views: Sequence[Tensor]) -> tuple[Tensor, list[int]]:
+    """The 1-D buffer that ``views`` (contiguous, in any order) tile exactly, and each view's
+    element offset in it."""
+    first = views[0]
+    size = first.element_size()
+    start = min(v.data_ptr() for v in views)
+    offsets = [(v.data_ptr() - start) // size for v in views]
+    total = sum(v.numel() for v in views)
+    spans = sorted(zip(offsets, (v.numel() for v in views), strict=True))
+    tiled = all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:], strict=False))
+    if (
+        not tiled
+        or spans[-1][0] + spans[-1][1] != total
+        or not all(
+            v.is_contiguous()
+            and v.untyped_storage().data_ptr() == first.untyped_storage().data_ptr()
+            for v in views
+        )
+    ):
+        raise ValueError("the gradient views must tile one flat buffer")
+    base = (start - first.untyped_storage().data_ptr()) // size
+    return first.new_empty(0).set_(first.untyped_storage(), base, (total,)), offsets
 
-    The moments and step counters stay in the optimizers' ``state`` (so their ``state_dict`` is
-    the checkpoint), and the settings are read from their single parameter group by
-    :meth:`refresh`, which must run after any change of either (``load_state_dict``, a new
-    learning rate). Optimizers with equal settings are stepped by one kernel call.
+
+def _lay_out(tensors: Sequence[Tensor], offsets: Sequence[int], total: int) -> Tensor:
+    """A flat buffer of ``total`` entries holding each tensor at its offset, each tensor's
+    ``.data`` re-pointed to its view (kept when already laid out so)."""
+    first = tensors[0]
+    start = first.data_ptr() - offsets[0] * first.element_size()
+    if all(
+        t.is_contiguous()
+        and t.untyped_storage().data_ptr() == first.untyped_storage().data_ptr()
+        and t.data_ptr() == start + o * t.element_size()
+        for t, o in zip(tensors, offsets, strict=True)
+    ):
+        base = (start - first.untyped_storage().data_ptr()) // first.element_size()
+        return first.new_empty(0).set_(first.untyped_storage(), base, (total,))
+    flat = first.new_empty(total)
+    for tensor, offset in zip(tensors, offsets, strict=True):
+        view = flat[offset : offset + tensor.numel()]
+        view.copy_(tensor.detach().reshape(-1))
+        tensor.data = view.view_as(tensor)
+    return flat
+
+
+class FusedAdamSteps:
+    """Steps of ``torch.optim.Adam(fused=True)`` optimizers (one parameter group each, no
+    amsgrad or maximize) on flat buffers.
+
+    ``gradients`` holds, per optimizer, the views (in its parameter order) that tile the flat
+    buffer its gradients are written to; parameters and moments are laid out in the same order.
+    :meth:`refresh` lays out the parameters and state (creating missing state as Adam does) and
+    reads the settings; it must run after any change of either (``load_state_dict``, a new
+    learning rate). Every parameter of an optimizer is stepped together (one shared step count).
     """
 
-    def __init__(self, optimizers: list[torch.optim.Adam]) -> None:
+    def __init__(
+        self,
+        optimizers: list[torch.optim.Adam],
+        gradients: Sequence[Sequence[Tensor]],
+    ) -> None:
+        if len(gradients) != len(optimizers):
+            raise ValueError("give one list of gradient views per optimizer")
         for optimizer in optimizers:
-            group = optimizer.param_groups
-            if len(group) != 1 or not group[0]["fused"]:
+            groups = optimizer.param_groups
+            if len(groups) != 1 or not groups[0]["fused"]:
                 raise ValueError("FusedAdamSteps needs fused Adam optimizers with one group each")
+            if groups[0]["amsgrad"] or groups[0]["maximize"] or groups[0]["differentiable"]:
+                raise ValueError("FusedAdamSteps supports plain Adam (no amsgrad/maximize)")
         self.optimizers = optimizers
-        self._lists: list[tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]] = []
-        self._settings: list[dict] = []
+        self.gradients = [_offsets(views) for views in gradients]
+        self._flat: list[tuple[Tensor, Tensor, Tensor, Tensor, dict, Tensor]] = []
         self.refresh()
 
     def __repr__(self) -> str:
         return f"FusedAdamSteps(optimizers={len(self.optimizers)})"
 
     def refresh(self) -> None:
-        """Re-read settings and state tensors (creating missing state as Adam does)."""
-        self._lists, self._settings = [], []
-        for optimizer in self.optimizers:
+        """Lay out parameters, moments and step counts as flat buffers; re-read the settings."""
+        self._flat = []
+        for optimizer, (grad, offsets) in zip(self.optimizers, self.gradients, strict=True):
             group = optimizer.param_groups[0]
-            if group["amsgrad"] or group["maximize"] or group["differentiable"]:
-                raise ValueError("FusedAdamSteps supports plain Adam (no amsgrad/maximize)")
-            lists: tuple[list[Tensor], ...] = ([], [], [], [])
-            for param in group["params"]:
-                state = optimizer.state[param]
-                if len(state) == 0:
-                    state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(
-                        param, memory_format=torch.preserve_format
-                    )
-                for target, value in zip(
-                    lists,
-                    (param, state["exp_avg"], state["exp_avg_sq"], state["step"]),
-                    strict=True,
-                ):
-                    target.append(value)
-            self._lists.append(lists)
-            lr = group["lr"]
-            self._settings.append(
-                {
-                    "lr": float(lr) if not isinstance(lr, Tensor) else lr,
-                    "beta1": float(group["betas"][0]),
-                    "beta2": float(group["betas"][1]),
-                    "weight_decay": float(group["weight_decay"]),
-                    "eps": float(group["eps"]),
-                    "decoupled": bool(group.get("decoupled_weight_decay", False)),
-                }
-            )
+            params = group["params"]
+            states = [optimizer.state[p] for p in params]
+            steps = {float(s["step"]) for s in states if s}
+            if len(steps) > 1 or (steps and not all(states)):
+                raise ValueError("FusedAdamSteps needs every parameter stepped the same times")
+            flat_param = _lay_out(params, offsets, grad.numel())
+            moments = []
+            for key in ("exp_avg", "exp_avg_sq"):
+                values = [
+                    s[key] if key in s else torch.zeros_like(p)
+                    for s, p in zip(states, params, strict=True)
+                ]
+                moments.append(_lay_out(values, offsets, grad.numel()))
+                for state, value in zip(states, values, strict=True):
+                    state[key] = value
+            step = torch.tensor(steps.pop() if steps else 0.0, dtype=torch.float32)
+            for state in states:
+                state["step"] = step
+            settings = {
+                "lr": float(group["lr"]),
+                "beta1": float(group["betas"][0]),
+                "beta2": float(group["betas"][1]),
+                "weight_decay": float(group["weight_decay"]),
+                "eps": float(group["eps"]),
+                "decoupled_weight_decay": bool(group.get("decoupled_weight_decay", False)),
+            }
+            self._flat.append((flat_param, moments[0], moments[1], step, settings, grad))
 
     @torch.no_grad()
-    def step(self, grads: list[list[Tensor] | None]) -> None:
-        """One Adam step of every optimizer whose entry of ``grads`` (gradients in its
-        parameter order) is not None."""
-        calls: list[tuple[dict, list[list[Tensor]]]] = []
-        for settings, lists, grad in zip(self._settings, self._lists, grads, strict=True):
-            if grad is None:
+    def step(self, active: Sequence[bool]) -> None:
+        """One Adam step of every optimizer whose entry of ``active`` is true, with the
+        gradients currently in its gradient views."""
+        for (param, exp_avg, exp_avg_sq, step, settings, grad), on in zip(
+            self._flat, active, strict=True
+        ):
+            if not on:
                 continue
-            params, exp_avgs, exp_avg_sqs, steps = lists
-            if calls and calls[-1][0] == settings:
-                merged = calls[-1][1]
-                for target, values in zip(
-                    merged, (params, grad, exp_avgs, exp_avg_sqs, steps), strict=True
-                ):
-                    target.extend(values)
-            else:
-                calls.append(
-                    (
-                        settings,
-                        [list(params), list(grad), list(exp_avgs), list(exp_avg_sqs), list(steps)],
-                    )
-                )
-        for settings, (params, grad, exp_avgs, exp_avg_sqs, steps) in calls:
             adam(
-                params,
-                grad,
-                exp_avgs,
-                exp_avg_sqs,
+                [param],
+                [grad],
+                [exp_avg],
+                [exp_avg_sq],
                 [],
-                steps,
+                [step],
                 foreach=False,
                 capturable=False,
                 differentiable=False,
@@ -108,12 +152,7 @@ class FusedAdamSteps:
                 grad_scale=None,
                 found_inf=None,
                 has_complex=False,
-                decoupled_weight_decay=settings["decoupled"],
                 amsgrad=False,
-                beta1=settings["beta1"],
-                beta2=settings["beta2"],
-                lr=settings["lr"],
-                weight_decay=settings["weight_decay"],
-                eps=settings["eps"],
                 maximize=False,
+                **settings,
             )

@@ -63,7 +63,6 @@ class LeanPPOStep:
         self.policy_gradients = GaussianPolicyGradients(policy_net)
         self.critic_gradients = CriticGradients(critic_nets)
         self.policy_params = list(policy_net.parameters())
-        self.adam_steps = FusedAdamSteps([actor_optimizer, critic_optimizer])
         self.clip_epsilon = clip_epsilon
         self.entropy_coef = entropy_coef
         self.max_grad_norm = max_grad_norm
@@ -80,6 +79,10 @@ class LeanPPOStep:
         ]
         self._largest_safe = 0.5 * torch.finfo(self.actor_grad.dtype).max
         self._validated = False
+        self.adam_steps = FusedAdamSteps(
+            [actor_optimizer, critic_optimizer],
+            [self.actor_grad_views, self.critic_gradients.views],
+        )
 
     @staticmethod
     def supports(policy_net: nn.Module, critic_nets: list[nn.Module]) -> bool:
@@ -116,9 +119,7 @@ class LeanPPOStep:
         critic_losses = self.critic_gradients.compute(obs, [value_target, cost_target])
         if self.max_grad_norm is not None:
             self._clip(self.critic_gradients.flat_grad)
-        self.adam_steps.step(
-            [None if skipped else self.actor_grad_views, self.critic_gradients.views]
-        )
+        self.adam_steps.step([not skipped, True])
         return losses, diagnostics, skipped, critic_losses
 
     def _actor(

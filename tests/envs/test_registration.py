@@ -77,7 +77,9 @@ def test_default_cost_limits():
         entry = safe_envs.task_entry(env_id)
         assert entry.cost_limit_source == "safe_envs" and entry.default_cost_limit > 0
     for env_id in safe_envs.available_ids():
-        assert safe_envs.default_cost_limit(env_id) >= 0
+        limit = safe_envs.default_cost_limit(env_id)
+        limits = limit if isinstance(limit, tuple) else (limit,)
+        assert len(limits) == safe_envs.num_costs(env_id) and min(limits) >= 0
 
 
 def test_unknown_id_lists_available_ids():

@@ -20,6 +20,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
 
 from gradmanip.experiment.config_checks import ConfigError
 from gradmanip.experiment.stop_signals import RunStopped
@@ -382,7 +383,11 @@ def test_every_task_has_an_env_config_with_its_default_limit():
         cfg = compose_cfg(f"env={env_id}")
         assert cfg.env.id == env_id
         assert cfg.env.cost_limit == safe_envs.default_cost_limit(env_id)
-        assert cfg.env.upper_slack >= 0 >= cfg.env.lower_slack
+        limits = OmegaConf.to_container(cfg.env, resolve=True)
+        count = len(limits["cost_limit"]) if isinstance(limits["cost_limit"], list) else 1
+        for name, sign in (("upper_slack", 1), ("lower_slack", -1)):
+            values = limits[name] if isinstance(limits[name], list) else [limits[name]]
+            assert len(values) in (1, count) and all(sign * v >= 0 for v in values), name
 
 
 def test_every_strategy_config_instantiates():
