@@ -44,8 +44,10 @@ def in_multirun() -> bool:
 
 
 def report_config_error(err: ConfigError) -> None:
-    """Print ``error: <message>`` on stderr."""
-    print(f"error: {err}", file=sys.stderr, flush=True)
+    """Print ``error: <message>`` on stderr, as one write (jobs of a parallel sweep may report
+    at the same moment: one write per line keeps their lines whole)."""
+    sys.stderr.write(f"error: {err}\n")
+    sys.stderr.flush()
 
 
 @contextlib.contextmanager
