@@ -15,6 +15,7 @@ from gradmanip.strategies.settings import (
     check_positive,
     check_unit_interval,
     constraint_count,
+    cost_limits,
     format_values,
     per_constraint,
 )
@@ -53,9 +54,7 @@ class Lagrangian(MultiplierStrategy):
             ),
             num_constraints,
         )
-        limit = per_constraint(cost_limit, "cost_limit", count)
-        check_finite(limit, "cost_limit")
-        check_nonnegative(limit, "cost_limit", "a cost limit is a budget on a non-negative cost")
+        limit = cost_limits(cost_limit, count)
         init = per_constraint(multiplier_init, "multiplier_init", count)
         check_finite(init, "multiplier_init")
         check_nonnegative(init, "multiplier_init", "Lagrange multipliers are >= 0")
