@@ -24,6 +24,7 @@ from gradmanip.reporting.results_markdown import (
 )
 from gradmanip.reporting.run_metrics import FINAL_FRACTION, REACH_FRACTIONS, WARMUP_FRACTION
 from gradmanip.reporting.runs import load_runs
+from gradmanip.reporting.training_diagnostics import diagnostics_table
 
 DEFAULT_CUT = 300_000
 
@@ -42,7 +43,12 @@ def legend(cut: float | None, fraction: float = FINAL_FRACTION) -> str:
         "share of the reference reward (the `reward_only` group of the same task, algorithm and "
         "budget: its final reward, averaged over its seeds) with every cost within its limit in "
         "that epoch; mean over the runs that got there (how many did / runs); —: none did, "
-        "n/a: no reference."
+        "n/a: no reference. **Training diagnostics**, over the same last epochs: mean "
+        "**episode length**, mean **episodes per epoch** (the episodes J_c_hat is estimated "
+        "from), **cost spread** (standard deviation of the epochs' episodic cost: how much "
+        "J_c_hat varies from one epoch to the next) and the share of the epochs after the first "
+        f"{WARMUP_FRACTION:.0%} in each mode of the strategy (reward only / both objectives / "
+        "cost only)."
     )
     if cut:
         text += (
@@ -96,6 +102,7 @@ def task_section(
             reference_note(cut_results, cut),
             results_table(cut_results, evaluated=False),
         ]
+    parts += ["### Training diagnostics\n", diagnostics_table(mine, fraction)]
     anchors = anchors_for(task)
     if anchors:
         parts += ["### Anchors\n", anchors_table(anchors)]

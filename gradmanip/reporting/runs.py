@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from gradmanip.reporting.metrics_file import (
     METRICS_NAME,
     RUN_INFO_NAME,
@@ -24,6 +26,7 @@ from gradmanip.reporting.metrics_file import (
 )
 
 SUMMARY_NAME = "summary.json"
+HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 
 
 def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -112,7 +115,18 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     rows = [r for r in all_rows if all(_finite(r.get(k)) for k in ("episode_return", *keys))]
     summary_path = path / SUMMARY_NAME
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return RunRecord(path, read_run_info(path), rows, summary, keys)
+    return RunRecord(path, _with_config(path, read_run_info(path)), rows, summary, keys)
+
+
+def _with_config(path: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with the run's configuration: from run.json, or else from the Hydra record
+    ``.hydra/config.yaml`` (interpolations left as written), so that runs whose run.json predates
+    the recorded configuration still group by their settings."""
+    hydra_config = path / HYDRA_CONFIG
+    if "config" in info or not hydra_config.exists():
+        return info
+    config = OmegaConf.to_container(OmegaConf.load(hydra_config), resolve=False)
+    return {**info, "config": config}
 
 
 def load_runs(paths: Iterable[str | os.PathLike]) -> list[RunRecord]:

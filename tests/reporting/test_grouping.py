@@ -95,3 +95,21 @@ def test_run_info_writes_omegaconf_values_as_json(tmp_path):
     write_run_info(tmp_path, {"cost_limit": limits, "config": {"slack": float("inf")}})
     info = read_run_info(tmp_path)
     assert info["cost_limit"] == [25.0, 10.0] and info["config"]["slack"] == float("inf")
+
+
+def test_hydra_record_stands_in_for_a_missing_configuration(tmp_path, write_run, run_config):
+    # Two runs whose run.json lacks the configuration; their .hydra/config.yaml tells them apart.
+    for name, std in (("a", 0.0), ("b", -0.5)):
+        path = write_run(tmp_path / name, [1.0, 2.0], [3.0, 4.0])
+        (path / ".hydra").mkdir()
+        cfg = run_config(init_log_std=std)
+        cfg["algo"]["base"]["lr_schedule_updates"] = "${ceil_div:${total_steps},1}"
+        OmegaConf.save(OmegaConf.create(cfg), path / ".hydra" / "config.yaml")
+    groups = group_runs(load_runs([tmp_path]))
+    assert sorted(g.label for g in groups) == ["init_log_std=-0.5", "init_log_std=0"]
+    # interpolations are kept as written, not resolved
+    assert groups[0].settings["algo.base.lr_schedule_updates"] == "${ceil_div:${total_steps},1}"
+    # a configuration in run.json wins over the Hydra record
+    write_run(tmp_path / "a", [1.0, 2.0], [3.0, 4.0], cfg=run_config(init_log_std=7.0))
+    labels = sorted(g.label for g in group_runs(load_runs([tmp_path])))
+    assert labels[1] == "init_log_std=7" and "init_log_std=-0.5" in labels[0]

@@ -1,0 +1,106 @@
+"""How a group trained, to explain its results: episode lengths, how many episodes estimate each
+epoch's J_c_hat and how much it varies, and how often each strategy mode was active.
+
+All figures come from ``metrics.csv``:
+
+- **episode length**, **episodes per epoch**: means over the last ``fraction`` of the epochs;
+- **cost spread**: the standard deviation of the epochs' episodic cost over those epochs, i.e.
+  how much J_c_hat, the number a switching rule compares with its limit, varies between
+  consecutive epochs of an almost fixed policy;
+- **modes**: the share of the epochs after the first ``WARMUP_FRACTION`` spent in each mode of
+  ``strategy/mode`` (reward only / both / cost only; see :mod:`gradmanip.strategies.base`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gradmanip.reporting.grouping import RunGroup
+from gradmanip.reporting.results_markdown import DASH, fmt_mean_std
+from gradmanip.reporting.run_metrics import FINAL_FRACTION, WARMUP_FRACTION
+from gradmanip.reporting.runs import RunRecord
+
+MODE_COLUMN = "strategy/mode"
+MODES = (1, 0, 2)  # shown in this order: reward only, both, cost only (codes of strategies.base)
+
+
+@dataclass(frozen=True)
+class TrainingDiagnostics:
+    """One run's diagnostics (see the module docstring); ``modes`` is empty without a mode
+    column."""
+
+    episode_length: float
+    episodes_per_epoch: float
+    cost_spread: float
+    modes: dict[int, float]
+
+
+def _tail(rows: Sequence, fraction: float) -> Sequence:
+    return rows[-max(1, math.ceil(round(len(rows) * fraction, 9))) :]
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def _std(values: Sequence[float]) -> float:
+    if not values:
+        return math.nan
+    mean = _mean(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def run_diagnostics(run: RunRecord, fraction: float = FINAL_FRACTION) -> TrainingDiagnostics:
+    """The diagnostics of one run (NaN where its metrics lack the column)."""
+    tail = _tail(run.rows, fraction) if run.rows else []
+
+    def column(name: str) -> list[float]:
+        return [float(r[name]) for r in tail if name in r and math.isfinite(float(r[name]))]
+
+    kept = run.rows[math.floor(round(len(run.rows) * WARMUP_FRACTION, 9)) :]
+    codes = [round(float(r[MODE_COLUMN])) for r in kept if MODE_COLUMN in r]
+    modes = {m: codes.count(m) / len(codes) for m in MODES} if codes else {}
+    return TrainingDiagnostics(
+        episode_length=_mean(column("episode_length")),
+        episodes_per_epoch=_mean(column("episodes")),
+        cost_spread=_std(column(run.cost_keys[0])) if run.cost_keys else math.nan,
+        modes=modes,
+    )
+
+
+def diagnostics_table(groups: Sequence[RunGroup], fraction: float = FINAL_FRACTION) -> str:
+    """One row per group: mean ± std over its seeds of each diagnostic."""
+    header = [
+        "strategy",
+        "episode length",
+        "episodes per epoch",
+        "cost spread",
+        "epochs: reward / both / cost",
+    ]
+    lines = [_row(header), _row(["---"] * len(header))]
+    for group in sorted(groups, key=lambda g: (g.algo, g.strategy, g.label)):
+        figures = [run_diagnostics(run, fraction) for run in group.runs]
+        with_modes = [f for f in figures if f.modes]
+        modes = (
+            " / ".join(fmt_mean_std([f.modes[m] for f in with_modes], percent=True) for m in MODES)
+            if with_modes
+            else DASH
+        )
+        lines.append(
+            _row(
+                [
+                    group.name,
+                    fmt_mean_std(f.episode_length for f in figures),
+                    fmt_mean_std(f.episodes_per_epoch for f in figures),
+                    fmt_mean_std(f.cost_spread for f in figures),
+                    modes,
+                ]
+            )
+        )
+    return "\n".join(lines) + "\n"
