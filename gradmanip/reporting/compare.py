@@ -178,6 +178,11 @@ def _parser() -> argparse.ArgumentParser:
         help="folder of the per-task figures (default: assets/<page name>/ beside the page)",
     )
     page.add_argument(
+        "--headline",
+        type=Path,
+        help="Markdown file (e.g. README.md) whose generated part receives the headline table",
+    )
+    page.add_argument(
         "--cut-steps",
         type=float,
         default=300_000,
@@ -205,7 +210,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"wrote {page}")
             for figure in figures.values():
                 print(f"wrote {figure}")
-        if args.out is not None or args.page is None:
+        if args.headline is not None:
+            from gradmanip.reporting.headline import write_headline
+
+            print(f"wrote {write_headline(args.paths, args.headline, args.final_fraction)}")
+        if args.out is not None or (args.page is None and args.headline is None):
             out = Path(args.out or "comparison")
             table = compare_runs(args.paths, out, args.final_fraction)
             print(to_markdown(table), end="")
