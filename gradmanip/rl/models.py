@@ -36,10 +36,12 @@ class ActorCritic:
         return self.actor.module[0].module
 
     @property
-    def num_costs(self) -> int:
-        """K, the number of constraints (the cost critic's outputs)."""
-        linears = [m for m in self.cost_critic.module.modules() if isinstance(m, nn.Linear)]
-        return linears[-1].out_features
+    def num_costs(self) -> int | None:
+        """K, the number of constraints: the outputs of the cost critic's last linear layer
+        (``None`` for a cost critic without one)."""
+        module = getattr(self.cost_critic, "module", self.cost_critic)
+        linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+        return linears[-1].out_features if linears else None
 
     def critics(self) -> nn.ModuleList:
         """Both critics, for one optimizer or one checkpoint entry."""
