@@ -253,9 +253,10 @@ def run_dir_field() -> str:
 def check_run_config(
     cfg: DictConfig, build_strategy: Callable[[], Any], build_algo: Callable[[Any], Any]
 ) -> None:
-    """Validate the budget, collection, task, logging and checkpoint fields, then build the
-    strategy and the base algorithm once on a tiny network so that their own settings are
-    checked too. Integer fields given as whole floats (``total_steps=1e6``) are stored as ints."""
+    """Validate the task's per-constraint fields against its number of constraints, the
+    budget, collection, task, logging and checkpoint fields, then build the strategy (and check
+    its per-constraint settings against the task's K) and the base algorithm once on a tiny
+    network so that their own settings are checked too. Integer fields given as whole floats (``total_steps=1e6``) are stored as ints."""
     _wrap("env.id", lambda: safe_envs.task_entry(cfg.env.id))
     num_costs = check_constraint_settings(cfg)
     _int_at_least(cfg, "seed", 0)
