@@ -147,6 +147,7 @@ def test_constraint_count_mismatches_fail_before_training(tmp_path, overrides, m
     assert not (tmp_path / "metrics.csv").exists()
 
 
+@pytest.mark.slow
 def test_mismatch_on_the_command_line_is_one_error_line(tmp_path):
     import subprocess
 
