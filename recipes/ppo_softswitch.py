@@ -22,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+import safe_envs
 from gradmanip.experiment.collection import (
     make_run_collector,
     pooled_obs_statistics,
@@ -81,7 +82,9 @@ def build_strategy(cfg: DictConfig):
 
 def build_algo(cfg: DictConfig, strategy, actor_critic=None):
     """The base algorithm of ``cfg.algo`` (on tiny networks when none are given: a check)."""
-    actor_critic = actor_critic or make_actor_critic(1, 1, cfg.hidden)
+    actor_critic = actor_critic or make_actor_critic(
+        1, 1, cfg.hidden, num_costs=safe_envs.num_costs(cfg.env.id)
+    )
     return instantiate(cfg.algo.base)(actor_critic, strategy)
 
 
@@ -91,7 +94,10 @@ def build(cfg: DictConfig) -> SimpleNamespace:
     torch.manual_seed(cfg.seed)
     task_kwargs = OmegaConf.to_container(cfg.env.kwargs)
     obs_dim, action_dim = task_sizes(cfg.env.id, task_kwargs)
-    nets = make_actor_critic(obs_dim, action_dim, cfg.hidden, cfg.init_log_std, seed=cfg.seed)
+    num_costs = safe_envs.num_costs(cfg.env.id)  # K: one cost critic output per constraint
+    nets = make_actor_critic(
+        obs_dim, action_dim, cfg.hidden, cfg.init_log_std, seed=cfg.seed, num_costs=num_costs
+    )
     strategy = build_strategy(cfg)
     algo = build_algo(cfg, strategy, nets)
     advantages = SafeAdvantages(
@@ -116,7 +122,7 @@ def build(cfg: DictConfig) -> SimpleNamespace:
         normalize_obs=cfg.normalize_obs,
         obs_clip=cfg.obs_clip,
     )
-    episodes = EpisodeTracker(carry_over=False)
+    episodes = EpisodeTracker(num_constraints=num_costs, carry_over=False)
     trainer = Trainer(collector, algo, nets, advantages, episodes, seed=cfg.seed)
     return SimpleNamespace(
         nets=nets, strategy=strategy, collector=collector, trainer=trainer, task_kwargs=task_kwargs
@@ -124,15 +130,18 @@ def build(cfg: DictConfig) -> SimpleNamespace:
 
 
 def describe(cfg: DictConfig, parts: SimpleNamespace) -> dict:
-    """``run.json``: what the comparison tools group and label runs by."""
+    """``run.json``: what the comparison tools group and label runs by. The limits and slacks
+    are numbers, or lists of one per constraint for a task with several."""
+    env = OmegaConf.to_container(cfg.env, resolve=True)
     return {
         "env": cfg.env.id,
         "algo": cfg.algo.name,
         "strategy": getattr(parts.strategy, "strategy", parts.strategy).name,
         "seed": cfg.seed,
-        "cost_limit": cfg.env.cost_limit,
-        "slack_upper": cfg.env.upper_slack,
-        "slack_lower": cfg.env.lower_slack,
+        "num_costs": safe_envs.num_costs(cfg.env.id),
+        "cost_limit": env["cost_limit"],
+        "slack_upper": env["upper_slack"],
+        "slack_lower": env["lower_slack"],
         "total_steps": cfg.total_steps,
         "steps_per_epoch": cfg.steps_per_epoch,
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -158,9 +167,13 @@ def finish(cfg: DictConfig, parts: SimpleNamespace, run: TrainingRun) -> dict:
         "epochs": parts.trainer.epoch,
         "env_steps": parts.trainer.frames,
         "final_episode_return": last["episode_return"],
-        "final_episode_cost": last["episode_cost"],
-        "cost_limit": cfg.env.cost_limit,
     }
+    summary |= {  # episode_cost (K > 1: the sum) and episode_cost_k per constraint
+        f"final_{name}": value
+        for name, value in last.items()
+        if name == "episode_cost" or name.startswith("episode_cost_")
+    }
+    summary["cost_limit"] = OmegaConf.to_container(cfg.env, resolve=True)["cost_limit"]
     summary |= final_evaluation(
         parts.nets.policy_net,
         cfg.env.id,
@@ -179,6 +192,8 @@ def finish(cfg: DictConfig, parts: SimpleNamespace, run: TrainingRun) -> dict:
     )
     for key, value in summary.items():
         shown = f"{value:.4g}" if isinstance(value, float) and math.isfinite(value) else value
+        if isinstance(value, list):
+            shown = " / ".join(f"{v:g}" for v in value)
         print(f"  {key:24s} {shown}")
     print(f"  run directory            {run.directory}  (curves.png, metrics.csv)")
     return summary

@@ -65,3 +65,10 @@ register_task(
     cost_limit_source="safe_envs",
     max_episode_steps=100,
 )
+register_task(
+    "SafetyPointVelocityEffort-v0",
+    "safe_envs.toy:PointVelocityEffortEnv",
+    (10.0, 10.0),
+    cost_limit_source="safe_envs",
+    max_episode_steps=100,
+)

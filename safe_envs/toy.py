@@ -62,3 +62,66 @@ class PointVelocityEnv(gymnasium.Env):
         cost = 1.0 if self._velocity > self.speed_threshold else 0.0
         info = {"cost": cost, "velocity": self._velocity}
         return self._obs(), float(self._velocity), False, False, info
+
+
+class PointVelocityEffortEnv(PointVelocityEnv):
+    """The point mass with two constraints (K = 2): its speed limit and an effort budget.
+
+    Per step, with ``a`` the clipped action::
+
+        cost_velocity = 1[v_{t+1} > speed_threshold]     (as PointVelocityEnv)
+        cost_effort   = 1[a^2 > effort_budget]           (strict)
+
+    ``info["costs"]`` = ``[cost_velocity, cost_effort]``, ``info["cost"]`` = their sum. The
+    defaults make the two bind in different phases of learning: a wide initial action noise pays
+    effort at once while the mass is still slow, and the speed cost comes later, when the policy
+    has learnt to push forward (the speed limit, 0.3, is below the effort budget's action size,
+    0.6). A policy pushing steadily just under the speed limit with a small noise meets both.
+    """
+
+    num_costs = 2
+
+    def __init__(
+        self,
+        speed_threshold: float = 0.3,
+        damping: float = 0.8,
+        initial_noise: float = 0.1,
+        effort_budget: float = 0.36,
+    ) -> None:
+        super().__init__(speed_threshold, damping, initial_noise)
+        self.effort_budget = check_real("effort_budget", effort_budget, minimum=0.0)
+
+    def __repr__(self) -> str:
+        return (
+            super().__repr__()[:-1].replace("PointVelocityEnv", "PointVelocityEffortEnv", 1)
+            + f", effort_budget={self.effort_budget})"
+        )
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = super().reset(seed=seed, options=options)
+        return obs, info | _stacked(0.0, 0.0, 0.0)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = super().step(action)
+        force = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
+        effort = force * force
+        cost_effort = 1.0 if effort > self.effort_budget else 0.0
+        return (
+            obs,
+            reward,
+            terminated,
+            truncated,
+            info | _stacked(info["cost"], cost_effort, effort),
+        )
+
+
+def _stacked(cost_velocity: float, cost_effort: float, effort: float) -> dict[str, Any]:
+    return {
+        "cost_velocity": cost_velocity,
+        "cost_effort": cost_effort,
+        "effort": effort,
+        "costs": np.array([cost_velocity, cost_effort], dtype=np.float64),
+        "cost": cost_velocity + cost_effort,
+    }

@@ -48,6 +48,7 @@ from gradmanip.algos.trust_region import (
     kl_scaled_step,
 )
 from gradmanip.objectives.safe_ppo_loss import SafePPOLoss
+from gradmanip.rl.metric_names import constraint_columns
 from gradmanip.rl.models import ActorCritic
 from gradmanip.strategies.base import Strategy, as_episode_cost
 
@@ -176,7 +177,8 @@ class NaturalGradient:
         [N, K], ``"value_target"`` [N, 1] and ``"cost_value_target"`` [N, K];
         ``episode_cost`` is J_c_hat [K]. Returns scalar metrics (policy step, line search,
         critic losses ``loss/value``, ``loss/cost_value`` after fitting (``*_before``: before),
-        ``strategy/<name>`` diagnostics, ``strategy/<name>_<k>`` for constraint k > 0).
+        ``strategy/<name>`` diagnostics, per constraint ``strategy/<name>_<k>`` when K > 1: see
+        :mod:`gradmanip.rl.metric_names`).
         """
         obs, action, old_log_prob, adv_r, adv_c = self._read_batch(batch)
         episode_cost = self._check_episode_cost(episode_cost, adv_c.shape[1])
@@ -288,8 +290,7 @@ class NaturalGradient:
         }
         for name, value in diagnostics.items():
             value = torch.as_tensor(value).detach().reshape(-1)
-            for k, item in enumerate(value.tolist()):
-                metrics[f"strategy/{name}" if k == 0 else f"strategy/{name}_{k}"] = float(item)
+            metrics.update(constraint_columns(f"strategy/{name}", value.tolist()))
         return metrics
 
     # ------------------------------------------------------------------------------ critics

@@ -33,6 +33,7 @@ from gradmanip.driver.gradient_driver import GradientDriver
 from gradmanip.fast.lean_ppo import LeanPPOStep
 from gradmanip.gaussian import gaussian_kl
 from gradmanip.objectives.safe_ppo_loss import SafePPOLoss
+from gradmanip.rl.metric_names import constraint_columns
 from gradmanip.rl.models import ActorCritic
 from gradmanip.strategies.base import Strategy, as_episode_cost
 from gradmanip.strategies.diagnostics import Value
@@ -338,14 +339,12 @@ class PPO:
             "skipped_steps": float(skipped),
             "lr": self.lr * lr_fraction,
         }
-        for k, value in enumerate(losses[1:]):
-            metrics["loss/cost" if k == 0 else f"loss/cost_{k}"] = value
+        metrics.update(constraint_columns("loss/cost", losses[1:]))
         for name, values in diagnostics_seen.items():
             if isinstance(values[0], Tensor):  # from aggregate(); the fast path gives floats
                 values = torch.stack(values).detach().double()
             mean = torch.as_tensor(values, dtype=torch.float64).mean(0).reshape(-1).tolist()
-            for k, value in enumerate(mean):
-                metrics[f"strategy/{name}" if k == 0 else f"strategy/{name}_{k}"] = value
+            metrics.update(constraint_columns(f"strategy/{name}", mean))
         return metrics
 
     # ---------------------------------------------------------------------------- checkpoint

@@ -53,7 +53,8 @@ def make_run_collector(
     obs_clip: float = 5.0,
 ) -> BaseCollector:
     """``collector="auto"``: the lean collector for one environment in one process, TorchRL's
-    otherwise; ``"lean"`` / ``"torchrl"`` choose explicitly. Both reset every epoch."""
+    otherwise; ``"lean"`` / ``"torchrl"`` choose explicitly. Both reset every epoch, and both
+    yield costs ``[..., K]`` with K = ``safe_envs.num_costs(env_id)``."""
     if collector not in COLLECTORS:
         raise ValueError(f"collector must be one of {COLLECTORS}, got {collector!r}")
     single_env = num_workers == 1 and envs_per_worker == 1
@@ -66,6 +67,7 @@ def make_run_collector(
             seed=seed,
             reset_each_epoch=True,
             obs_norm=RunningObsNorm((obs_dim,), clip=obs_clip) if normalize_obs else None,
+            num_costs=safe_envs.num_costs(env_id),
         )
     make_env = functools.partial(
         safe_envs.make_env,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium
+import torch
 from gymnasium.envs.registration import load_env_creator
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
@@ -115,6 +116,80 @@ def task_parameters(env_id: str) -> list[str]:
     return sorted(names | {"max_episode_steps"})
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shown(values: Any) -> str:
+    """A setting as typed on the command line: ``25`` or ``[25,200]``."""
+    if isinstance(values, list | tuple):
+        return "[" + ",".join(f"{v:g}" for v in values) + "]"
+    return f"{values:g}"
+
+
+def _constraints(env_id: str, count: int) -> str:
+    return f"{env_id} has {count} constraint{'s' if count != 1 else ''}"
+
+
+def check_constraint_settings(cfg: DictConfig) -> int:
+    """The per-constraint fields of the task agree with its number of constraints K
+    (``safe_envs.num_costs(env.id)``); returns K.
+
+    ``env.cost_limit``: a number for K = 1 (or a list of one), a list of K numbers for K > 1
+    (finite, >= 0). ``env.upper_slack`` / ``env.lower_slack``: a number shared by every
+    constraint or a list of K numbers (their signs are checked by the strategies that use them).
+    """
+    env_id = cfg.env.id
+    count = safe_envs.num_costs(env_id)
+    default = safe_envs.default_cost_limit(env_id)
+    example = f"env.cost_limit={_shown(default)}"
+    limit = _get(cfg, "env.cost_limit")
+    if OmegaConf.is_list(limit):
+        limits = list(limit)
+        if len(limits) != count:
+            what = "one number" if count == 1 else f"{count} limits, one per constraint"
+            raise ConfigError(
+                f"env.cost_limit lists {len(limits)} limit{'s' if len(limits) != 1 else ''} but "
+                f"{_constraints(env_id, count)}; give {what}, e.g. {example}"
+            )
+        if not all(_is_number(v) and math.isfinite(v) and v >= 0 for v in limits):
+            raise ConfigError(
+                f"env.cost_limit must be finite numbers >= 0, got {OmegaConf.to_container(limit)}"
+            )
+    elif count > 1:
+        raise ConfigError(
+            f"env.cost_limit: {_constraints(env_id, count)}; give one limit per constraint, "
+            f"e.g. {example}"
+        )
+    elif not _is_number(limit) or not math.isfinite(limit) or limit < 0:
+        raise ConfigError(f"env.cost_limit must be a finite number >= 0, got {limit!r}")
+    for field in ("env.upper_slack", "env.lower_slack"):
+        value = _get(cfg, field)
+        values = list(value) if OmegaConf.is_list(value) else [value]
+        if not all(_is_number(v) for v in values):
+            shown = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value
+            raise ConfigError(f"{field} must be a number or a list of numbers, got {shown!r}")
+        if OmegaConf.is_list(value) and len(values) not in (1, count):
+            zeros = _shown([0.0] * count)
+            raise ConfigError(
+                f"{field} lists {len(values)} values but {_constraints(env_id, count)}; give "
+                f"one number shared by all or {count}, one per constraint, e.g. {field}={zeros}"
+            )
+    return count
+
+
+def _check_strategy_constraints(cfg: DictConfig, strategy: Any, count: int) -> None:
+    """The strategy's per-constraint settings fit the task's K constraints: one combination of
+    K + 1 small directions by a throwaway copy (built only for this check)."""
+    inner = getattr(strategy, "strategy", strategy)  # DelayedSafety holds the configured one
+    try:
+        inner.aggregate(
+            torch.ones(2), torch.ones(count, 2), torch.zeros(count, dtype=torch.float64)
+        )
+    except ValueError as err:
+        raise ConfigError(f"strategy: {_constraints(cfg.env.id, count)}: {err}") from None
+
+
 def _check_task_kwargs(cfg: DictConfig) -> None:
     """Every ``env.kwargs`` entry is a parameter of the task, with a value it accepts."""
     kwargs = _get(cfg, "env.kwargs")
@@ -178,13 +253,13 @@ def run_dir_field() -> str:
 def check_run_config(
     cfg: DictConfig, build_strategy: Callable[[], Any], build_algo: Callable[[Any], Any]
 ) -> None:
-    """Validate the budget, collection, task, logging and checkpoint fields, then build the
-    strategy and the base algorithm once on a tiny network so that their own settings are
-    checked too. Integer fields given as whole floats (``total_steps=1e6``) are stored as ints."""
+    """Validate the task's per-constraint fields against its number of constraints, the
+    budget, collection, task, logging and checkpoint fields, then build the strategy (and check
+    its per-constraint settings against the task's K) and the base algorithm once on a tiny
+    network so that their own settings are checked too. Integer fields given as whole floats
+    (``total_steps=1e6``) are stored as ints."""
     _wrap("env.id", lambda: safe_envs.task_entry(cfg.env.id))
-    limit = _get(cfg, "env.cost_limit")
-    if not isinstance(limit, int | float) or not math.isfinite(limit) or limit < 0:
-        raise ConfigError(f"env.cost_limit must be a finite number >= 0, got {limit!r}")
+    num_costs = check_constraint_settings(cfg)
     _int_at_least(cfg, "seed", 0)
     per_epoch = _int_at_least(cfg, "steps_per_epoch", 1)
     total = _int_at_least(cfg, "total_steps", 1)
@@ -227,4 +302,5 @@ def check_run_config(
         if not isinstance(value, int | float) or not 0 <= value <= 1:
             raise ConfigError(f"{field} must lie in [0, 1], got {value!r}")
     strategy = _wrap("strategy", build_strategy)
+    _check_strategy_constraints(cfg, strategy, num_costs)
     _wrap("algo.base", lambda: build_algo(strategy))

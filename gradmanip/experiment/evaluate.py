@@ -32,7 +32,10 @@ def evaluate(
     max_steps: int,
     obs_norm_state: Mapping | None = None,
 ) -> dict[str, float]:
-    """Mean and std of return, cost and length over ``episodes`` deterministic episodes."""
+    """Mean and std of return, cost and length over ``episodes`` deterministic episodes.
+
+    With K > 1 constraints ``eval/cost`` is the total cost and ``eval/cost_k`` (with
+    ``eval/cost_k_std``) constraint k's (see :mod:`gradmanip.rl.metric_names`)."""
     env = make_env()
     transform = getattr(env, "transform", None)
     if obs_norm_state is not None:
@@ -44,11 +47,15 @@ def evaluate(
         for _ in range(episodes):
             rollout = env.rollout(max_steps, policy, break_when_any_done=True)
             returns.append(rollout["next", "reward"].sum().item())
-            costs.append(rollout["next", "cost"].sum().item())
+            costs.append(rollout["next", "cost"].reshape(rollout.numel(), -1).sum(0).tolist())
             lengths.append(rollout.numel())
     env.close()
+    per_constraint = np.asarray(costs, dtype=np.float64)  # [episodes, K]
+    series = {"return": returns, "cost": per_constraint.sum(1), "length": lengths}
+    if per_constraint.shape[1] > 1:
+        series |= {f"cost_{k}": column for k, column in enumerate(per_constraint.T)}
     out = {}
-    for name, values in (("return", returns), ("cost", costs), ("length", lengths)):
+    for name, values in series.items():
         out[f"eval/{name}"] = float(np.mean(values))
         out[f"eval/{name}_std"] = float(np.std(values))
     return out

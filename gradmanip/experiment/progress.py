@@ -1,4 +1,8 @@
-"""A progress bar over environment steps showing reward, cost and the strategy's mode."""
+"""A progress bar over environment steps showing reward, cost and the strategy's mode.
+
+With K > 1 constraints the cost field shows every constraint's episodic cost, in order
+(``cost=12.5/140``).
+"""
 
 from __future__ import annotations
 
@@ -54,12 +58,20 @@ class Progress:
 def _postfix(metrics: Mapping[str, float]) -> dict[str, str]:
     post = {
         "return": _short(metrics.get("episode_return")),
-        "cost": _short(metrics.get("episode_cost")),
+        "cost": "/".join(_short(metrics.get(key)) for key in _cost_keys(metrics)),
     }
     mode = metrics.get("strategy/mode")
     if mode is not None and math.isfinite(mode):
         post["mode"] = MODES.get(int(mode), str(int(mode)))
     return post
+
+
+def _cost_keys(metrics: Mapping[str, float]) -> list[str]:
+    """``episode_cost``, or ``episode_cost_0``, ``episode_cost_1``, ... with several constraints."""
+    keys = []
+    while f"episode_cost_{len(keys)}" in metrics:
+        keys.append(f"episode_cost_{len(keys)}")
+    return keys or ["episode_cost"]
 
 
 def _short(value: float | None) -> str:

@@ -19,6 +19,8 @@ and the same policy noise give the same batches:
   already holds), so the seeded generator drives every later reset;
 - a finished episode (terminated or truncated) is reset inside the step; the root ``"cost"`` is
   the previous step's cost, or the reset's ``info["cost"]`` (0 when absent) after a reset;
+- with ``num_costs`` = K > 1 constraints the costs are ``[T, K]``, read from ``info["costs"]``
+  (K values per step, as ``safe_envs`` tasks with several constraints report them);
 - with ``reset_at_each_iter`` every batch starts with a fresh episode;
 - an observation normaliser (e.g. ``safe_envs.RunningObsNorm``) sees every reset and step
   observation, updating its statistics first (unless ``frozen``) and then normalising.
@@ -148,6 +150,8 @@ class LeanCollector(BaseCollector):
             end of a batch is abandoned).
         exploration_type: ``RANDOM`` samples actions; ``DETERMINISTIC`` (or ``MODE``/``MEAN``)
             takes the mean.
+        num_costs: K, the number of constraints: ``1`` reads ``info["cost"]`` (a float), K > 1
+            reads ``info["costs"]`` (K values); the batch's costs are ``[T, K]``.
     """
 
     def __init__(
@@ -160,6 +164,7 @@ class LeanCollector(BaseCollector):
         obs_norm: ObservationNormalizer | None = None,
         reset_at_each_iter: bool = False,
         exploration_type: ExplorationType = ExplorationType.RANDOM,
+        num_costs: int = 1,
     ) -> None:
         if not callable(env_fn):
             raise TypeError(f"env_fn must be a callable returning a Gymnasium env, got {env_fn!r}")
@@ -169,6 +174,7 @@ class LeanCollector(BaseCollector):
                 f"(e.g. actor_critic.policy_net), got {type(policy_net).__name__}"
             )
         frames_per_batch = _check_positive_int("frames_per_batch", frames_per_batch)
+        self.num_costs = _check_positive_int("num_costs", num_costs)
         if isinstance(total_frames, bool) or not isinstance(total_frames, int):
             raise ValueError(
                 f"total_frames must be an integer (-1: never stop), got {total_frames!r}"
@@ -211,7 +217,8 @@ class LeanCollector(BaseCollector):
             f"{type(self).__name__}(env={self.env!r}, frames_per_batch={self.frames_per_batch}, "
             f"total_frames={self.total_frames}, obs_norm={self.obs_norm!r}, "
             f"reset_at_each_iter={self.reset_at_each_iter}, "
-            f"exploration_type={self.exploration_type}, frames={self._frames})"
+            f"exploration_type={self.exploration_type}, num_costs={self.num_costs}, "
+            f"frames={self._frames})"
         )
 
     # ------------------------------------------------------------------------------ stepping
@@ -229,10 +236,24 @@ class LeanCollector(BaseCollector):
             norm.update(obs_t)
         return norm.normalize(obs_t).numpy()
 
+    def _costs(self, info: dict[str, Any]) -> float | np.ndarray:
+        """The step's cost: ``info["cost"]`` (K = 1) or ``info["costs"]`` (K values)."""
+        if self.num_costs == 1:
+            return float(info.get("cost", 0.0))
+        if "costs" not in info:
+            return np.zeros(self.num_costs, dtype=np.float32)
+        costs = np.asarray(info["costs"], dtype=np.float32).reshape(-1)
+        if costs.shape != (self.num_costs,):
+            raise ValueError(
+                f"info['costs'] holds {costs.size} value(s) but the collector was built with "
+                f"num_costs={self.num_costs}; pass num_costs=safe_envs.num_costs(env_id)"
+            )
+        return costs
+
     def _reset(self) -> None:
         raw, info = self.env.reset()
         self._obs = self._observe(raw)
-        self._root_cost = float(info.get("cost", 0.0))
+        self._root_cost = self._costs(info)
 
     def rollout(self) -> TensorDictBase:
         """One batch of ``frames_per_batch`` steps (batch shape ``[T]``)."""
@@ -251,8 +272,8 @@ class LeanCollector(BaseCollector):
         action = np.empty((steps, action_dim), dtype=np.float32)
         noise = np.zeros((steps, action_dim), dtype=np.float32)
         reward = np.empty((steps, 1), dtype=np.float32)
-        cost = np.empty((steps, 1), dtype=np.float32)
-        root_cost = np.empty((steps, 1), dtype=np.float32)
+        cost = np.empty((steps, self.num_costs), dtype=np.float32)
+        root_cost = np.empty((steps, self.num_costs), dtype=np.float32)
         terminated = np.zeros((steps, 1), dtype=bool)
         truncated = np.zeros((steps, 1), dtype=bool)
         env, policy_net = self.env, self.policy_net
@@ -271,12 +292,12 @@ class LeanCollector(BaseCollector):
                     act = loc_np
                 action[t] = act
                 raw, step_reward, term, trunc, info = env.step(act)
-                step_cost = float(info.get("cost", 0.0))
+                step_cost = self._costs(info)
                 next_obs = self._observe(raw)
                 next_observation[t] = next_obs
                 reward[t, 0] = step_reward
-                cost[t, 0] = step_cost
-                root_cost[t, 0] = self._root_cost
+                cost[t] = step_cost
+                root_cost[t] = self._root_cost
                 terminated[t, 0] = term
                 truncated[t, 0] = trunc
                 if term or trunc:
@@ -376,6 +397,7 @@ def make_lean_collector(
     seed: int | None = None,
     reset_each_epoch: bool = False,
     obs_norm: ObservationNormalizer | None = None,
+    num_costs: int = 1,
 ) -> LeanCollector:
     """A :class:`LeanCollector` set up like :func:`gradmanip.rl.collect.make_collector` with one
     worker: ``seed`` seeds the environment, ``reset_each_epoch`` starts every batch with a
@@ -383,7 +405,8 @@ def make_lean_collector(
     ``obs_norm=safe_envs.RunningObsNorm((obs_dim,))`` it yields the batches of
     ``make_collector(functools.partial(safe_envs.make_env, id, normalize_obs=True), ...)``.
     The first reset happens when the collector is built, before ``seed`` applies: for
-    repeatable runs let ``env_fn`` seed the environment too (``env.reset(seed=...)``)."""
+    repeatable runs let ``env_fn`` seed the environment too (``env.reset(seed=...)``).
+    ``num_costs`` = K > 1 reads the K costs of ``info["costs"]`` (see :class:`LeanCollector`)."""
     collector = LeanCollector(
         env_fn,
         policy_net,
@@ -391,6 +414,7 @@ def make_lean_collector(
         total_frames=total_frames,
         obs_norm=obs_norm,
         reset_at_each_iter=reset_each_epoch,
+        num_costs=num_costs,
     )
     if seed is not None:
         collector.set_seed(seed)

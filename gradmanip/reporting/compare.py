@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 from gradmanip.reporting.grouping import RunGroup, group_runs  # noqa: E402
 from gradmanip.reporting.mean_curve import mean_curve  # noqa: E402
 from gradmanip.reporting.run_metrics import final_mean, within_limits  # noqa: E402
-from gradmanip.reporting.runs import find_runs, load_run  # noqa: E402
+from gradmanip.reporting.runs import RunRecord, find_runs, load_run  # noqa: E402
 
 __all__ = ["COLUMNS", "compare_runs", "find_runs", "main", "plot_comparison", "summarise"]
 
@@ -61,77 +61,147 @@ def _groups(run_dirs: Sequence[Path]) -> list[RunGroup]:
 
 
 def summarise(run_dirs: Sequence[Path], final_fraction: float = 0.1) -> list[dict]:
-    """One row per group: mean and std over seeds of the final reward and (first constraint's)
-    cost, and the share of all epochs (over all seeds) within every cost limit. ``settings``
-    names what tells the group from others of its task, algorithm and strategy."""
+    """One row per group: mean and std over seeds of the final reward and cost, the cost limit,
+    and the share of all epochs (over all seeds) within every cost limit. ``settings`` names
+    what tells the group from others of its task, algorithm and strategy.
+
+    With one constraint the cost fields are ``cost_mean``, ``cost_std``, ``cost_limit``. With
+    K > 1 constraint k's are ``cost_mean_k``, ``cost_std_k``, ``cost_limit_k``, and
+    ``cost_mean`` / ``cost_std`` are those of the total cost (``cost_limit`` is NaN: no limit
+    applies to the total), as in ``metrics.csv``."""
     if not 0 < final_fraction <= 1:
         raise ValueError(f"final_fraction must be in (0, 1], got {final_fraction}")
     table = []
     for group in _groups(run_dirs):
         runs = group.runs
         rewards = [final_mean([r["episode_return"] for r in x.rows], final_fraction) for x in runs]
-        costs = [final_mean([r["episode_cost"] for r in x.rows], final_fraction) for x in runs]
         within = [within_limits(r, run.cost_keys, run.limits) for run in runs for r in run.rows]
-        table.append(
-            {
-                "env": group.env,
-                "algo": group.algo,
-                "strategy": group.strategy,
-                "seeds": group.seeds,
-                "runs": len(runs),
-                "reward_mean": float(np.mean(rewards)),
-                "reward_std": float(np.std(rewards)),
+        row = {
+            "env": group.env,
+            "algo": group.algo,
+            "strategy": group.strategy,
+            "seeds": group.seeds,
+            "runs": len(runs),
+            "reward_mean": float(np.mean(rewards)),
+            "reward_std": float(np.std(rewards)),
+        }
+        keys, limits = runs[0].cost_keys, runs[0].limits
+        if len(keys) == 1:
+            costs = [final_mean([r[keys[0]] for r in x.rows], final_fraction) for x in runs]
+            row |= {
                 "cost_mean": float(np.mean(costs)),
                 "cost_std": float(np.std(costs)),
-                "cost_limit": runs[0].limits[0] if runs[0].limits else math.nan,
-                "within_limit_share": float(np.mean(within)),
-                "settings": group.label,
+                "cost_limit": limits[0],
             }
-        )
+        else:
+            totals = [_final_total(x, final_fraction) for x in runs]
+            row |= {"cost_mean": float(np.mean(totals)), "cost_std": float(np.std(totals))}
+            row["cost_limit"] = math.nan
+            for k, (key, limit) in enumerate(zip(keys, limits, strict=True)):
+                costs = [final_mean([r[key] for r in x.rows], final_fraction) for x in runs]
+                row[f"cost_mean_{k}"] = float(np.mean(costs))
+                row[f"cost_std_{k}"] = float(np.std(costs))
+                row[f"cost_limit_{k}"] = limit
+        row |= {"within_limit_share": float(np.mean(within)), "settings": group.label}
+        table.append(row)
     return table
 
 
+def _final_total(run: RunRecord, final_fraction: float) -> float:
+    """Final total cost of a run with several constraints (the sum of its constraints')."""
+    return final_mean([sum(r[k] for k in run.cost_keys) for r in run.rows], final_fraction)
+
+
+def num_constraints(row: dict) -> int:
+    """K of a :func:`summarise` row."""
+    k = 0
+    while f"cost_mean_{k}" in row:
+        k += 1
+    return k or 1
+
+
+def csv_columns(table: Sequence[dict]) -> list[str]:
+    """:data:`COLUMNS`, with the per-constraint columns of the table's largest K after
+    ``cost_limit``."""
+    k = max((num_constraints(row) for row in table), default=1)
+    if k == 1:
+        return list(COLUMNS)
+    per = [f"cost_{what}_{i}" for i in range(k) for what in ("mean", "std", "limit")]
+    at = COLUMNS.index("cost_limit") + 1
+    return [*COLUMNS[:at], *per, *COLUMNS[at:]]
+
+
+def _cost_cells(row: dict) -> tuple[str, str]:
+    """The cost and limit cells: ``mean ± std`` (per constraint ``c0 / c1``) and ``b0 / b1``."""
+    k = num_constraints(row)
+    if k == 1:
+        return f"{row['cost_mean']:.2f} ± {row['cost_std']:.2f}", f"{row['cost_limit']:g}"
+    costs = " / ".join(
+        f"{row[f'cost_mean_{i}']:.2f} ± {row[f'cost_std_{i}']:.2f}" for i in range(k)
+    )
+    return costs, " / ".join(f"{row[f'cost_limit_{i}']:g}" for i in range(k))
+
+
 def to_markdown(table: Sequence[dict]) -> str:
-    """The table as GitHub Markdown, mean ± std."""
+    """The table as GitHub Markdown, mean ± std; with several constraints the cost and limit
+    cells list them in order (``c0 / c1``), and "epochs within limit" counts the epochs within
+    every limit."""
     lines = [
         "| env | algo | strategy | seeds | reward | cost | limit | epochs within limit |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
         strategy = f"{r['strategy']} ({r['settings']})" if r.get("settings") else r["strategy"]
+        cost, limit = _cost_cells(r)
         lines.append(
             f"| {r['env']} | {r['algo']} | {strategy} | {r['seeds']} "
             f"| {r['reward_mean']:.1f} ± {r['reward_std']:.1f} "
-            f"| {r['cost_mean']:.2f} ± {r['cost_std']:.2f} | {r['cost_limit']:g} "
+            f"| {cost} | {limit} "
             f"| {100 * r['within_limit_share']:.0f}% |"
         )
     return "\n".join(lines) + "\n"
 
 
 def plot_comparison(run_dirs: Sequence[Path], path: Path) -> Path:
-    """Mean episodic reward and cost curves (shaded ± one std over seeds), one row per task."""
+    """Mean episodic reward and cost curves (shaded ± one std over seeds), one row per task:
+    the reward, then one cost panel per constraint with its limit dashed."""
     groups = _groups(run_dirs)
     envs = sorted({g.env for g in groups})
+    k_max = max(len(g.runs[0].cost_keys) for g in groups)
     fig, axes = plt.subplots(
-        len(envs), 2, figsize=(10, 3.6 * len(envs)), squeeze=False, constrained_layout=True
+        len(envs),
+        1 + k_max,
+        figsize=(5 * (1 + k_max), 3.6 * len(envs)),
+        squeeze=False,
+        constrained_layout=True,
     )
-    for env, (ax_r, ax_c) in zip(envs, axes, strict=True):
-        limits = set()
+    for env, (ax_r, *ax_costs) in zip(envs, axes, strict=True):
+        limits: list[set[float]] = [set() for _ in range(k_max)]
+        k = 0
         for group in (g for g in groups if g.env == env):
             curves = [run.rows for run in group.runs]
-            for ax, key in ((ax_r, "episode_return"), (ax_c, "episode_cost")):
+            keys = group.runs[0].cost_keys
+            k = max(k, len(keys))
+            panels = ((ax_r, "episode_return"), *zip(ax_costs, keys, strict=False))
+            for ax, key in panels:
                 x, mean, std = mean_curve(curves, key)
                 label = f"{group.algo} + {group.name} ({len(curves)})"
                 (line,) = ax.plot(x, mean, label=label)
                 ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-            limits.update(group.runs[0].limits[:1])
-        for limit in sorted(v for v in limits if math.isfinite(v)):
-            ax_c.axhline(limit, color="black", linestyle="--", linewidth=1)
+            for i, limit in enumerate(group.runs[0].limits):
+                limits[i].add(limit)
+        for i, ax_c in enumerate(ax_costs):
+            if i >= k:
+                ax_c.set_visible(False)
+                continue
+            for limit in sorted(v for v in limits[i] if math.isfinite(v)):
+                ax_c.axhline(limit, color="black", linestyle="--", linewidth=1)
+            ylabel = "episodic cost" if k == 1 else f"episodic cost {i}"
+            ax_c.set(title=env, xlabel="environment steps", ylabel=ylabel)
+            ax_c.grid(alpha=0.3)
         ax_r.set(title=env, xlabel="environment steps", ylabel="episodic reward")
-        ax_c.set(title=env, xlabel="environment steps", ylabel="episodic cost")
         ax_r.legend(fontsize=8)
-        for ax in (ax_r, ax_c):
-            ax.grid(alpha=0.3)
+        ax_r.grid(alpha=0.3)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -147,7 +217,7 @@ def compare_runs(
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.md").write_text(to_markdown(table))
     with (out / "comparison.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=csv_columns(table))
         writer.writeheader()
         writer.writerows(table)
     plot_comparison(runs, out / "comparison.png")

@@ -1,10 +1,13 @@
-"""The end-of-run picture: episodic reward and cost against environment steps."""
+"""The end-of-run picture: episodic reward and cost (one panel per constraint) against
+environment steps."""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -12,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gradmanip.reporting.metrics_file import read_metrics, read_run_info  # noqa: E402
+from gradmanip.reporting.runs import cost_keys, cost_limits  # noqa: E402
 
 
 def draw_limit(ax: plt.Axes, cost_limit: float, slack_lower: float, slack_upper: float) -> None:
@@ -28,30 +32,46 @@ def draw_limit(ax: plt.Axes, cost_limit: float, slack_lower: float, slack_upper:
     ax.set_ylim(low, high)
 
 
+def _per_constraint(value: Any, k: int, default: float) -> list[float]:
+    """A run.json setting (number, list of K or missing) as K floats."""
+    if value is None:
+        return [default] * k
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        values = [float(v) for v in value]
+        return values * k if len(values) == 1 else values
+    return [float(value)] * k
+
+
 def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> Path:
-    """Write ``curves.png`` (or ``path``) for one run directory and return its path."""
+    """Write ``curves.png`` (or ``path``) for one run directory and return its path: the
+    episodic reward, then one panel per constraint with its episodic cost, its limit (dashed)
+    and its slack band (shaded)."""
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir)
     info = read_run_info(run_dir)
+    keys = cost_keys(rows[0]) if rows else ["episode_cost"]
+    k = len(keys)
     steps = [r["env_steps"] for r in rows]
-    fig, (ax_r, ax_c) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    fig, (ax_r, *ax_costs) = plt.subplots(
+        1, 1 + k, figsize=(5 * (1 + k), 3.8), constrained_layout=True
+    )
     ax_r.plot(steps, [r["episode_return"] for r in rows], color="tab:blue")
     ax_r.set(xlabel="environment steps", ylabel="episodic reward", title=info.get("env", ""))
-    ax_c.plot(steps, [r["episode_cost"] for r in rows], color="tab:red")
-    ax_c.set(
-        xlabel="environment steps",
-        ylabel="episodic cost",
-        title=f"{info.get('algo', '')} + {info.get('strategy', '')}",
-    )
-    if "cost_limit" in info:
-        draw_limit(
-            ax_c,
-            float(info["cost_limit"]),
-            float(info.get("slack_lower", 0.0)),
-            float(info.get("slack_upper", 0.0)),
+    limits = cost_limits(info.get("cost_limit"), k) if "cost_limit" in info else None
+    lower = _per_constraint(info.get("slack_lower"), k, 0.0)
+    upper = _per_constraint(info.get("slack_upper"), k, 0.0)
+    title = f"{info.get('algo', '')} + {info.get('strategy', '')}"
+    for i, (ax, key) in enumerate(zip(ax_costs, keys, strict=True)):
+        ax.plot(steps, [r.get(key, math.nan) for r in rows], color="tab:red")
+        ax.set(
+            xlabel="environment steps",
+            ylabel="episodic cost" if k == 1 else f"episodic cost {i}",
+            title=title if k == 1 else f"{title}: constraint {i}",
         )
-        ax_c.legend(loc="best", fontsize=8)
-    for ax in (ax_r, ax_c):
+        if limits is not None and math.isfinite(limits[i]):
+            draw_limit(ax, limits[i], lower[i], upper[i])
+            ax.legend(loc="best", fontsize=8)
+    for ax in (ax_r, *ax_costs):
         ax.grid(alpha=0.3)
     out = Path(path) if path is not None else run_dir / "curves.png"
     fig.savefig(out, dpi=100)

@@ -5,7 +5,7 @@
   costs are all within their limits;
 - steps to a share of a reference reward: the environment steps of the first epoch whose episodic
   reward reaches that share with every cost within its limit;
-- evaluation: ``eval/return`` and ``eval/cost`` (``eval/cost_k``) of ``summary.json``.
+- evaluation: ``eval/return`` and ``eval/cost`` (K > 1: ``eval/cost_k``) of ``summary.json``.
 
 ``cut`` computes the same as if training had stopped at that many environment steps (the
 evaluation of the final policy then has no counterpart).
@@ -80,12 +80,11 @@ def final_reward(
 
 
 def eval_costs(summary: Mapping[str, Any], k: int) -> list[float | None]:
-    """Evaluation cost per constraint: ``eval/cost``, ``eval/cost_1``, ... With K > 1 and no
-    ``eval/cost_1``, ``eval/cost`` is the sum over the constraints: none is known."""
-    if k > 1 and "eval/cost_1" not in summary:
-        return [None] * k
-    names = ["eval/cost", *(f"eval/cost_{i}" for i in range(1, k))]
-    return [_number(summary.get(name)) for name in names]
+    """Evaluation cost per constraint: ``eval/cost`` (K = 1), or ``eval/cost_0``, ``eval/cost_1``,
+    ... (K > 1, where ``eval/cost`` is their sum: alone it gives no constraint's cost)."""
+    if k == 1:
+        return [_number(summary.get("eval/cost"))]
+    return [_number(summary.get(f"eval/cost_{i}")) for i in range(k)]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Run directories as records: description, per-epoch metrics, final summary, constraints.
 
 A run directory holds ``run.json`` and ``metrics.csv``, and ``summary.json`` once the run has
-finished. With K constraints, ``metrics.csv`` has ``episode_cost`` for the first one and
-``episode_cost_1``, ``episode_cost_2``, ... for the others; ``cost_limit`` in ``run.json`` is then
-one number (the same for every constraint) or a list of K.
+finished. With one constraint, ``metrics.csv`` has its episodic cost in ``episode_cost``; with
+K > 1, constraint k's is ``episode_cost_k`` (k = 0 .. K-1) and ``episode_cost`` is their sum.
+``cost_limit`` in ``run.json`` is then one number (the same for every constraint) or a list of K.
 """
 
 from __future__ import annotations
@@ -48,11 +48,14 @@ def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def cost_keys(columns: Iterable[str]) -> list[str]:
-    """The metrics columns of the K constraints' episodic costs, in constraint order."""
+    """The metrics columns of the K constraints' episodic costs, in constraint order:
+    ``episode_cost_0``, ``episode_cost_1``, ... when present, else ``episode_cost`` (K = 1)."""
     columns = set(columns)
-    keys = ["episode_cost"] if "episode_cost" in columns else []
-    while keys and f"episode_cost_{len(keys)}" in columns:
+    keys = []
+    while f"episode_cost_{len(keys)}" in columns:
         keys.append(f"episode_cost_{len(keys)}")
+    if not keys and "episode_cost" in columns:
+        keys = ["episode_cost"]
     return keys
 
 

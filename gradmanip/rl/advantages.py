@@ -5,6 +5,11 @@ default keys (``"advantage"``, ``"value_target"``) and a cost one renamed with `
 ``"cost_advantage"`` / ``"cost_value_target"``. Both critics run once on ``"observation"`` and
 ``("next", "observation")`` (no grad), then each estimator reads the stored values.
 
+With K constraints the cost, the cost critic's value and hence ``"cost_advantage"`` and
+``"cost_value_target"`` are ``[..., K]``: the cost estimator runs once on all K columns (the
+episode ends broadcast over them), and each column is normalised on its own, so a constraint of
+small scale keeps a direction of the same size as the others.
+
 Episode ends: TorchRL bootstraps from ``V(s_{t+1})`` unless ``terminated``; ``done`` (terminated or
 truncated) only cuts the lambda-trace. So a truncated step bootstraps, a terminated one does not,
 and the last step of a collection batch (neither) bootstraps as well.
@@ -15,7 +20,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from torch import nn
 from torchrl.objectives.value import GAE
 
@@ -47,6 +52,20 @@ def normalize_(x: torch.Tensor, how: str, eps: float = 1e-8) -> torch.Tensor:
     return x
 
 
+def normalize_columns_(x: torch.Tensor, how: str, eps: float = 1e-8) -> torch.Tensor:
+    """:func:`normalize_` applied to every last-dimension column of ``x [..., K]`` on its own
+    (statistics over all the other dimensions); for K = 1 it is :func:`normalize_`."""
+    if how == "none" or x.shape[-1] == 1:
+        return normalize_(x, how, eps)
+    columns = x.reshape(-1, x.shape[-1])
+    if columns.shape[0] < 2:
+        return x
+    columns.sub_(columns.mean(0))
+    if how == "standardize":
+        columns.div_(columns.std(0) + eps)
+    return x
+
+
 class SafeAdvantages:
     """Compute reward and cost GAE advantages and value targets on a collected batch.
 
@@ -58,9 +77,10 @@ class SafeAdvantages:
         reward_normalization, cost_normalization: ``"standardize"``, ``"center"`` or ``"none"``,
             applied to the advantages after the value targets are formed.
 
-    Writes ``"state_value"``, ``"cost_value"``, ``"advantage"``, ``"value_target"``,
-    ``"cost_advantage"`` and ``"cost_value_target"`` (all ``[..., 1]``) into the batch
-    (shape ``[*envs, time]``, time last or named ``"time"``).
+    Writes ``"state_value"``, ``"advantage"``, ``"value_target"`` (``[..., 1]``) and
+    ``"cost_value"``, ``"cost_advantage"``, ``"cost_value_target"`` (``[..., K]``, one column per
+    constraint, each normalised on its own) into the batch (shape ``[*envs, time]``, time last
+    or named ``"time"``).
     """
 
     def __init__(
@@ -133,7 +153,35 @@ class SafeAdvantages:
             )
         self.values(batch)
         self.reward_gae(batch)
-        self.cost_gae(batch)
+        self._cost_gae(batch)
         normalize_(batch.get("advantage"), self.reward_normalization)
-        normalize_(batch.get("cost_advantage"), self.cost_normalization)
+        normalize_columns_(batch.get("cost_advantage"), self.cost_normalization)
         return batch
+
+    def _cost_gae(self, batch: TensorDictBase) -> None:
+        """Cost GAE on all K columns at once: the estimator needs the episode ends in the
+        cost's shape, so it runs on a view whose ``done``/``terminated`` are broadcast to K."""
+        cost = batch.get(("next", "cost"))
+        value = batch.get("cost_value")
+        if value.shape != cost.shape:
+            raise ValueError(
+                f"the cost critic gives {tuple(value.shape)} values for costs of shape "
+                f"{tuple(cost.shape)}: build it with one output per constraint "
+                "(make_actor_critic(..., num_costs=K))"
+            )
+        ends = {
+            key: batch.get(("next", key)).expand(cost.shape)
+            for key in ("done", "terminated")
+            if ("next", key) in batch.keys(include_nested=True)
+        }
+        view = TensorDict(
+            {
+                "cost_value": value,
+                "next": {"cost": cost, "cost_value": batch.get(("next", "cost_value")), **ends},
+            },
+            batch_size=batch.batch_size,
+            names=batch.names if batch._has_names() else None,
+        )
+        self.cost_gae(view)
+        batch.set("cost_advantage", view.get("cost_advantage"))
+        batch.set("cost_value_target", view.get("cost_value_target"))

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from tensordict import TensorDictBase
 
+from gradmanip.rl.metric_names import constraint_columns
+
 
 @dataclass(frozen=True)
 class EpisodeStats:
@@ -32,15 +34,16 @@ class EpisodeStats:
         return int(self.returns.numel())
 
     def summary(self) -> dict[str, float]:
-        """Scalar metrics; return/length means are NaN when no episode finished."""
+        """Scalar metrics; return/length means are NaN when no episode finished. The estimate is
+        ``episode_cost`` for one constraint; with K > 1, ``episode_cost_k`` per constraint and
+        ``episode_cost`` their sum (see :mod:`gradmanip.rl.metric_names`)."""
         nan = float("nan")
         out = {
             "episodes": float(self.num_episodes),
             "episode_return": self.returns.mean().item() if self.num_episodes else nan,
             "episode_length": self.lengths.float().mean().item() if self.num_episodes else nan,
         }
-        for k, value in enumerate(self.episode_cost.tolist()):
-            out["episode_cost" if k == 0 else f"episode_cost_{k}"] = value
+        out.update(constraint_columns("episode_cost", self.episode_cost.tolist(), total=True))
         return out
 
 

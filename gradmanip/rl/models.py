@@ -7,7 +7,7 @@ Keys (TensorDict in, TensorDict out):
 
 - actor: ``"observation"`` -> ``"loc"``, ``"scale"``, ``"action"``, ``"action_log_prob"``
 - reward critic: ``"observation"`` -> ``"state_value"``
-- cost critic: ``"observation"`` -> ``"cost_value"``
+- cost critic: ``"observation"`` -> ``"cost_value"`` (``[..., K]``: one value per constraint)
 """
 
 from __future__ import annotations
@@ -34,6 +34,14 @@ class ActorCritic:
     def policy_net(self) -> nn.Sequential:
         """The plain ``observation -> (loc, scale)`` network inside the actor (lean hot paths)."""
         return self.actor.module[0].module
+
+    @property
+    def num_costs(self) -> int | None:
+        """K, the number of constraints: the outputs of the cost critic's last linear layer
+        (``None`` for a cost critic without one)."""
+        module = getattr(self.cost_critic, "module", self.cost_critic)
+        linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+        return linears[-1].out_features if linears else None
 
     def critics(self) -> nn.ModuleList:
         """Both critics, for one optimizer or one checkpoint entry."""
@@ -92,11 +100,14 @@ def make_critic(
     hidden: Sequence[int] = (64, 64),
     out_key: str = "state_value",
     obs_key: str = "observation",
+    num_outputs: int = 1,
 ) -> ValueOperator:
-    """Value network ``observation -> out_key`` (shape ``[..., 1]``)."""
+    """Value network ``observation -> out_key`` (shape ``[..., num_outputs]``)."""
     _check_sizes(obs_dim, 1, hidden)
+    if isinstance(num_outputs, bool) or not isinstance(num_outputs, int) or num_outputs < 1:
+        raise ValueError(f"num_outputs must be an integer >= 1, got {num_outputs!r}")
     return ValueOperator(
-        _mlp(obs_dim, 1, hidden, last_gain=1.0), in_keys=[obs_key], out_keys=[out_key]
+        _mlp(obs_dim, num_outputs, hidden, last_gain=1.0), in_keys=[obs_key], out_keys=[out_key]
     )
 
 
@@ -106,8 +117,10 @@ def make_actor_critic(
     hidden: Sequence[int] = (64, 64),
     init_log_std: float = -0.5,
     seed: int | None = None,
+    num_costs: int = 1,
 ) -> ActorCritic:
-    """Build actor, reward critic (``"state_value"``) and cost critic (``"cost_value"``).
+    """Build actor, reward critic (``"state_value"``) and cost critic (``"cost_value"``, one
+    output per constraint: ``num_costs`` = K, e.g. ``safe_envs.num_costs(env_id)``).
 
     With ``seed`` the initial weights are reproducible without touching the global RNG.
     """
@@ -117,5 +130,5 @@ def make_actor_critic(
         return ActorCritic(
             actor=make_actor(obs_dim, action_dim, hidden, init_log_std),
             reward_critic=make_critic(obs_dim, hidden, "state_value"),
-            cost_critic=make_critic(obs_dim, hidden, "cost_value"),
+            cost_critic=make_critic(obs_dim, hidden, "cost_value", num_outputs=num_costs),
         )

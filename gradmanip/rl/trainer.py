@@ -55,7 +55,8 @@ class Trainer:
         algo: any object with ``update(batch, episode_cost) -> dict`` and a ``strategy``.
         actor_critic: the networks (checkpointed by :meth:`state_dict`).
         advantages: the GAE computation (see :class:`gradmanip.rl.advantages.SafeAdvantages`).
-        episodes: episode statistics tracker (default: one constraint).
+        episodes: episode statistics tracker (default: one per constraint of the cost critic,
+            ``EpisodeTracker(num_constraints=actor_critic.num_costs)``).
         seed: if given, the environments are re-seeded with ``seed + EPOCH_SEED_STRIDE * epoch``
             before every epoch. With a collector made with ``reset_each_epoch=True`` each epoch
             then depends only on (seed, epoch) and the checkpointed state, so a run resumed from
@@ -83,7 +84,17 @@ class Trainer:
         self.strategy = algo.strategy
         self.actor_critic = actor_critic
         self.advantages = advantages
-        self.episodes = episodes if episodes is not None else EpisodeTracker()
+        num_costs = getattr(actor_critic, "num_costs", None)
+        if episodes is None:
+            episodes = EpisodeTracker(num_constraints=num_costs or 1)
+        elif num_costs is not None and episodes.num_constraints != num_costs:
+            raise ValueError(
+                f"episodes: the cost critic has {num_costs} output(s) (one per constraint) but "
+                f"the EpisodeTracker counts {episodes.num_constraints} constraint(s); pass "
+                f"EpisodeTracker(num_constraints={num_costs}, ...) or a cost critic with "
+                f"{episodes.num_constraints} output(s)"
+            )
+        self.episodes = episodes
         if getattr(collector, "reset_at_each_iter", False) and self.episodes.carry_over:
             raise ValueError(
                 "episodes: the collector starts fresh episodes every batch (reset_each_epoch), "

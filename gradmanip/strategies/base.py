@@ -220,7 +220,8 @@ class Strategy(TensorDictModuleBase):
         if expected is not None and count != expected:
             raise ValueError(
                 f"{self._keys[what]!r} carries {count} constraints but {type(self).__name__} "
-                f"was configured for {expected}; pass one limit per constraint at construction"
+                f"was configured for {expected}; give its per-constraint settings one value per "
+                "constraint (or a single float shared by all)"
             )
 
     def check_inputs(self, g_r: Tensor, g_c: Tensor, episode_cost: Tensor) -> None:

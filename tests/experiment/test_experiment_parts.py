@@ -102,6 +102,14 @@ def test_progress_counts_steps_and_shows_mode():
     bar.close()
 
 
+def test_progress_shows_the_cost_of_each_constraint():
+    bar = Progress(1000, enabled=True)
+    metrics = {"env_steps": 400, "episode_return": 3.0, "strategy/mode": 0.0}
+    bar.update(metrics | {"episode_cost": 152.5, "episode_cost_0": 12.5, "episode_cost_1": 140})
+    assert bar.bar.postfix == "return=3, cost=12.5/140, mode=both"
+    bar.close()
+
+
 def test_progress_shows_each_epoch_once_with_its_own_values():
     out = io.StringIO()
     bar = Progress(1500, file=out)

@@ -143,6 +143,7 @@ def test_velocity_suite_config_is_the_benchmark():
 @pytest.mark.slow
 def test_suite_runs_skips_finished_runs_and_resumes_partial_ones(tmp_path):
     """A two-run suite on the toy task through the real command line: run, status, rerun."""
+    import os
     import subprocess
     import sys
 
@@ -168,6 +169,7 @@ def test_suite_runs_skips_finished_runs_and_resumes_partial_ones(tmp_path):
             capture_output=True,
             text=True,
             timeout=300,
+            env={**os.environ, "PYTHONPATH": str(RECIPES.parent)},  # this checkout's package
         )
 
     pending = suite("action=status")

@@ -21,6 +21,8 @@ from gradmanip.strategies import make_strategy
 
 POINT = "SafetyPointVelocity-v0"
 HOPPER = "SafetyHopperVelocity-v1"
+POINT_2 = "SafetyPointVelocityEffort-v0"  # K = 2 constraints
+HOPPER_2 = "SafetyHopperVelocityEffort-v1"
 NOISE_SEED = 123
 
 
@@ -61,6 +63,7 @@ def collect(backend: str, env_id: str, policy_net, *, normalize: bool, reset: bo
             seed=3,
             reset_each_epoch=reset,
             obs_norm=norm,
+            num_costs=safe_envs.num_costs(env_id),
         )
     torch.manual_seed(NOISE_SEED)
     batches = iter(collector)
@@ -79,6 +82,9 @@ CASES = [
     # hopper: terminations inside batches; episodes continue across batches
     (HOPPER, True, False, {"max_episode_steps": 40, "velocity_threshold": 0.3}),
     (HOPPER, False, False, {"max_episode_steps": 40}),
+    # two constraints: costs [T, 2] from info["costs"]
+    (POINT_2, True, True, {"max_episode_steps": 25, "speed_threshold": 0.2}),
+    (HOPPER_2, True, False, {"max_episode_steps": 40, "velocity_threshold": 0.3}),
 ]
 
 
@@ -101,10 +107,12 @@ def test_batches_equal_torchrl_collector(env_id, normalize, reset, task):
     # the comparison covered episode ends inside batches, and truncation for the point task
     ends = torch.stack([b["next", "done"] for b in expected])
     assert ends.any()
-    if env_id == POINT:
+    k = safe_envs.num_costs(env_id)
+    assert actual[0]["next", "cost"].shape == actual[0]["cost"].shape == (60, k)
+    if env_id in (POINT, POINT_2):
         assert torch.stack([b["next", "truncated"] for b in expected]).any()
-        assert torch.stack([b["next", "cost"] for b in expected]).any()
-        assert torch.stack([b["cost"] for b in expected]).any()
+        assert torch.stack([b["next", "cost"] for b in expected]).any(dim=(0, 1)).all()
+        assert torch.stack([b["cost"] for b in expected]).any(dim=(0, 1)).all()
     assert actual_state["frames"] == expected_state["frames"] == 180
     assert actual_state["iter"] == expected_state["iter"]
     want_stats, got_stats = expected_state["env_state_dict"], actual_state["env_state_dict"]
@@ -277,3 +285,9 @@ def test_repr_and_bad_input():
         LeanCollector(
             functools.partial(gymnasium.make, "CartPole-v1"), policy_net, frames_per_batch=8
         )
+    with pytest.raises(ValueError, match="num_costs"):
+        LeanCollector(env_fn, policy_net, frames_per_batch=8, num_costs=0)
+    point_2 = functools.partial(gymnasium.make, POINT_2)
+    point_net = make_actor_critic(1, 1, seed=0).policy_net
+    with pytest.raises(ValueError, match=r"info\['costs'\] holds 2 value\(s\) .*num_costs=3"):
+        LeanCollector(point_2, point_net, frames_per_batch=8, num_costs=3).rollout()

@@ -77,7 +77,10 @@ def test_critic_gradients_match_autograd(cost_hidden):
     assert "batched" in repr(lean)
 
 
-def test_lean_and_autograd_ppo_updates_agree():
+@pytest.mark.parametrize("k", [1, 2])
+def test_lean_and_autograd_ppo_updates_agree(k):
+    """Also with K = 2 constraints: a two-output cost critic (the critics then differ in shape
+    and run one by one) and two cost-advantage columns."""
     g = torch.Generator().manual_seed(0)
     n = 128
     loc, scale = 0.1 * torch.randn(n, 2, generator=g), torch.full((n, 2), 0.6)
@@ -90,18 +93,18 @@ def test_lean_and_autograd_ppo_updates_agree():
             "scale": scale,
             "action_log_prob": gaussian_log_prob(action, loc, scale),
             "advantage": torch.randn(n, 1, generator=g),
-            "cost_advantage": torch.randn(n, 1, generator=g),
+            "cost_advantage": torch.randn(n, k, generator=g),
             "value_target": torch.randn(n, 1, generator=g),
-            "cost_value_target": torch.randn(n, 1, generator=g),
+            "cost_value_target": torch.randn(n, k, generator=g),
         },
         [n],
     )
     results = []
     for lean in (True, False):
-        actor_critic = make_actor_critic(3, 2, seed=5)
+        actor_critic = make_actor_critic(3, 2, seed=5, num_costs=k)
         algo = PPO(
             actor_critic,
-            make_strategy("soft_switch", cost_limit=10.0, upper_slack=5.0, lower_slack=-5.0),
+            make_strategy("soft_switch", cost_limit=[10.0] * k, upper_slack=5.0, lower_slack=-5.0),
             epochs=3,
             minibatch_size=32,
             target_kl=None,
@@ -109,7 +112,8 @@ def test_lean_and_autograd_ppo_updates_agree():
             lean=lean,
             generator=torch.Generator().manual_seed(1),
         )
-        metrics = algo.update(batch, torch.tensor([10.0]))
+        assert algo.lean == lean
+        metrics = algo.update(batch, torch.tensor([10.0] * k))
         params = torch.cat([p.detach().reshape(-1) for p in actor_critic.actor.parameters()])
         critic = torch.cat([p.detach().reshape(-1) for p in actor_critic.critics().parameters()])
         results.append((params, critic, metrics))
@@ -117,7 +121,9 @@ def test_lean_and_autograd_ppo_updates_agree():
     torch.testing.assert_close(p1, p2, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(c1, c2, rtol=1e-4, atol=1e-5)
     assert m1["loss/reward"] == pytest.approx(m2["loss/reward"], rel=1e-4, abs=1e-6)
-    assert m1["strategy/cosine"] == pytest.approx(m2["strategy/cosine"], rel=1e-3, abs=1e-5)
+    cosines = ["strategy/cosine"] if k == 1 else [f"strategy/cosine_{i}" for i in range(k)]
+    for name in cosines + [key for key in m1 if key.startswith("loss/cost")]:
+        assert m1[name] == pytest.approx(m2[name], rel=1e-3, abs=1e-5), name
 
 
 def test_unsupported_networks_are_detected():

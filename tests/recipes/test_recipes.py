@@ -39,7 +39,8 @@ import ppo_softswitch  # noqa: E402
 
 def run_recipe(script: str, run_dir: Path, *overrides: str, **kwargs) -> subprocess.Popen:
     cmd = [sys.executable, str(RECIPES / script), *TINY, *overrides, f"hydra.run.dir={run_dir}"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # PYTHONPATH: this checkout's package, whatever is installed
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(RECIPES.parent)}
     return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kwargs
     )
@@ -54,6 +55,7 @@ def finish(proc: subprocess.Popen, timeout: float = 240, status: int = 0) -> str
 def run_cli(*args: str, full_error: bool = False, cwd: Path | None = None):
     """The main recipe's command line with ``args``; stdout and stderr kept apart."""
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = str(RECIPES.parent)  # this checkout's package, whatever is installed
     if full_error:
         env["HYDRA_FULL_ERROR"] = "1"
     return subprocess.run(

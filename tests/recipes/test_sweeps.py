@@ -29,6 +29,8 @@ TINY = [
     "progress=false",
 ]
 
+CHECKOUT = {"PYTHONPATH": str(RECIPE.parents[1])}  # this checkout's package, whatever is installed
+
 
 def sweep(sweep_dir: Path, *overrides: str, env: dict[str, str] | None = None) -> str:
     """Run ``ppo_softswitch.py -m`` into ``sweep_dir``; returns its output, fails on errors."""
@@ -36,7 +38,7 @@ def sweep(sweep_dir: Path, *overrides: str, env: dict[str, str] | None = None) -
     proc = subprocess.run(
         cmd,
         cwd=sweep_dir.parent,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={**os.environ, **CHECKOUT, "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -50,7 +52,7 @@ def sweep(sweep_dir: Path, *overrides: str, env: dict[str, str] | None = None) -
 def test_config_error_in_a_parallel_sweep_is_status_2_without_traceback(tmp_path: Path) -> None:
     cmd = [sys.executable, str(RECIPE), "-m", *TINY, "hydra/launcher=local_parallel"]
     cmd += ["seed=0,1", "total_steps=0", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | CHECKOUT
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -66,8 +66,10 @@ def write_run(
     log = MetricsFile(path)
     for epoch, (r, c) in enumerate(zip(returns, costs, strict=True), start=1):
         row = {"epoch": epoch, "env_steps": epoch * steps_per_epoch, "episode_return": r}
-        for k, value in enumerate(c if isinstance(c, Sequence) else [c]):
-            row["episode_cost" if k == 0 else f"episode_cost_{k}"] = value
+        values = list(c) if isinstance(c, Sequence) else [c]
+        row["episode_cost"] = sum(values)  # with K > 1 the total, as the recipes log it
+        if len(values) > 1:
+            row |= {f"episode_cost_{k}": value for k, value in enumerate(values)}
         log.write(row)
     if summary is not None:
         (path / "summary.json").write_text(json.dumps(summary))

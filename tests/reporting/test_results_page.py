@@ -121,7 +121,7 @@ def two_constraint_runs(root, write_run):
         costs,
         limit=[25.0, 10.0],
         steps_per_epoch=10_000,
-        summary={"eval/return": 40, "eval/cost": 3, "eval/cost_1": 4},
+        summary={"eval/return": 40, "eval/cost": 7, "eval/cost_0": 3, "eval/cost_1": 4},
     )
     write_run(
         root / "free",
@@ -145,8 +145,9 @@ def test_two_constraints_each_against_its_own_limit(tmp_path, write_run):
     table = results_table([group_result(soft, groups)])
     assert "| cost (limit 25 / 10) |" in table
     assert "| 50.0 | 20.0 / 8.00 | 50% | 40.0 | 3.00 / 4.00 | 50k (1/1) | — |" in table
-    # an evaluation that sums the constraints' costs into eval/cost gives none of them
+    # with K > 1, eval/cost is the total: alone it gives none of the constraints' costs
     assert eval_costs({"eval/cost": 7}, 2) == [None, None]
+    assert eval_costs({"eval/cost": 7, "eval/cost_0": 3, "eval/cost_1": 4}, 2) == [3.0, 4.0]
     assert eval_costs({"eval/cost": 7}, 1) == [7.0]
 
 

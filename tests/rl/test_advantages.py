@@ -170,3 +170,66 @@ def test_bad_inputs_name_the_problem():
 def test_repr_shows_settings():
     text = repr(SafeAdvantages(*critics(), gamma=0.99, cost_lmbda=0.9))
     assert "gamma=0.99" in text and "cost_lmbda=0.9" in text
+
+
+def test_several_constraints_each_cost_column_on_its_own():
+    # K = 2 cost columns of very different scales: GAE per column as for one constraint, and
+    # each column standardised on its own (a joint standardisation would shrink the small one)
+    steps = 6
+    torch.manual_seed(0)
+    obs, next_obs = torch.randn(steps, 2), torch.randn(steps, 2)
+    costs = torch.stack([torch.rand(steps), 100.0 * torch.rand(steps)], dim=1)
+    terminated = torch.zeros(steps, 1, dtype=torch.bool)
+    terminated[2] = True
+    truncated = torch.zeros(steps, 1, dtype=torch.bool)
+    truncated[4] = True
+
+    class BothFeatures(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[..., :2] * torch.tensor([1.0, 50.0])
+
+    reward_critic = ValueOperator(FirstFeature(), in_keys=["observation"], out_keys=["state_value"])
+    cost_critic = ValueOperator(BothFeatures(), in_keys=["observation"], out_keys=["cost_value"])
+    batch = TensorDict(
+        {
+            "observation": obs,
+            "next": {
+                "observation": next_obs,
+                "reward": torch.ones(steps, 1),
+                "cost": costs,
+                "terminated": terminated,
+                "truncated": truncated,
+                "done": terminated | truncated,
+            },
+        },
+        batch_size=[steps],
+    )
+    SafeAdvantages(reward_critic, cost_critic, gamma=0.9, lmbda=0.8)(batch)
+    advantage = batch["cost_advantage"]
+    assert advantage.shape == batch["cost_value_target"].shape == (steps, 2)
+    done = (terminated | truncated)[:, 0].tolist()
+    for k, scale in enumerate((1.0, 50.0)):
+        raw = torch.tensor(
+            hand_gae(
+                costs[:, k].tolist(),
+                terminated[:, 0].tolist(),
+                done,
+                (scale * obs[:, k]).tolist(),
+                (scale * next_obs[:, k]).tolist(),
+                0.9,
+                0.8,
+            )
+        )
+        torch.testing.assert_close(
+            batch["cost_value_target"][:, k], raw + scale * obs[:, k], rtol=1e-5, atol=1e-4
+        )
+        expected = (raw - raw.mean()) / (raw.std() + 1e-8)
+        torch.testing.assert_close(advantage[:, k], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_cost_critic_must_give_one_value_per_constraint():
+    reward_critic, cost_critic = critics()
+    batch = trajectory([1.0] * 3, [0.0] * 3, [False] * 3, [False] * 3, [1.0] * 3, [1.0] * 3)
+    batch["next", "cost"] = torch.zeros(3, 2)
+    with pytest.raises(ValueError, match=r"num_costs=K"):
+        SafeAdvantages(reward_critic, cost_critic)(batch)

@@ -129,3 +129,43 @@ def test_bad_input_is_rejected():
     del batch["next", "cost"]
     with pytest.raises(KeyError, match="cost"):
         tracker.update(batch)
+
+
+def test_summary_names_each_constraint_and_the_total():
+    # one env, 4 steps, episodes end at t = 1 and t = 3; costs per step [speed, effort]
+    cost = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [1.0, 3.0]]])
+    done = torch.tensor([[False, True, False, True]])
+    tracker = EpisodeTracker(num_constraints=2)
+    stats = tracker.update(make_batch(torch.ones(1, 4), cost, done))
+    assert stats.costs.tolist() == [[1.0, 2.0], [2.0, 4.0]]
+    summary = stats.summary()
+    assert (summary["episode_cost_0"], summary["episode_cost_1"]) == (1.5, 3.0)
+    assert summary["episode_cost"] == 4.5  # the total over the constraints
+    one = EpisodeTracker().update(make_batch(torch.ones(1, 4), cost[..., :1], done)).summary()
+    assert one["episode_cost"] == 1.5 and "episode_cost_0" not in one
+
+
+def test_metric_names_of_per_constraint_quantities():
+    from gradmanip.rl.metric_names import constraint_columns
+
+    assert constraint_columns("loss/cost", [0.5]) == {"loss/cost": 0.5}
+    assert constraint_columns("loss/cost", [0.5, 2.0]) == {"loss/cost_0": 0.5, "loss/cost_1": 2.0}
+    assert list(constraint_columns("episode_cost", [1.0, 2.0], total=True).items()) == [
+        ("episode_cost", 3.0),
+        ("episode_cost_0", 1.0),
+        ("episode_cost_1", 2.0),
+    ]
+    assert constraint_columns("episode_cost", [4.0], total=True) == {"episode_cost": 4.0}
+    with pytest.raises(ValueError, match="no values"):
+        constraint_columns("episode_cost", [])
+
+
+def test_cost_critic_has_one_output_per_constraint():
+    from gradmanip.rl.models import make_actor_critic
+
+    nets = make_actor_critic(3, 2, hidden=[8], num_costs=3)
+    assert nets.num_costs == 3
+    assert nets.cost_critic(TensorDict(observation=torch.zeros(5, 3)))["cost_value"].shape == (5, 3)
+    assert make_actor_critic(3, 2, hidden=[8]).num_costs == 1
+    with pytest.raises(ValueError, match="num_outputs"):
+        make_actor_critic(3, 2, num_costs=0)

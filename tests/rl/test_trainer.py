@@ -11,6 +11,7 @@ import safe_envs
 from gradmanip.algos import PPO
 from gradmanip.rl.advantages import SafeAdvantages
 from gradmanip.rl.collect import GaussianPolicy, collector_env, find_transform, make_collector
+from gradmanip.rl.episodes import EpisodeTracker
 from gradmanip.rl.models import make_actor_critic
 from gradmanip.rl.trainer import Trainer
 from gradmanip.strategies import make_strategy
@@ -128,6 +129,11 @@ def test_bad_arguments_fail_early():
         Trainer(trainer.collector, object(), trainer.actor_critic, trainer.advantages)
     with pytest.raises(ValueError, match="epochs"):
         trainer.train(-1)
+    two_costs = make_actor_critic(1, 1, seed=0, num_costs=2)
+    with pytest.raises(ValueError, match=r"EpisodeTracker\(num_constraints=2, \.\.\.\)"):
+        Trainer(trainer.collector, trainer.algo, two_costs, trainer.advantages, EpisodeTracker())
+    default = Trainer(trainer.collector, trainer.algo, two_costs, trainer.advantages)
+    assert default.episodes.num_constraints == 2
     with pytest.raises(ValueError, match="num_workers"):
         make_collector(lambda: None, None, frames_per_batch=10, num_workers=0)
     with pytest.raises(ValueError, match="multiple of num_workers"):

@@ -172,6 +172,26 @@ def test_several_constraints_soft_switch():
         strategy.aggregate(g_r, g_c[:2], torch.tensor([1.0, 1.0]))
 
 
+def test_in_band_projection_among_all_directions_by_hand():
+    # d0 = g_r, d1, d2 = g_c; conflicts d0.d1 = -1 and d1.d2 = -3, d0.d2 = 1. Each direction is
+    # projected against the others in index order (onto the normal plane of the original other
+    # when the projected one still conflicts with it), then weighted 0.5, 0.25, 0.25:
+    #   d0' = (1, 0) + 0.5 (-1, 1) = (0.5, 0.5); (0.5, 0.5).d2 = -0.5 -> + 0.1 d2 = (0.6, 0.3)
+    #   d1' = (-1, 1) + d0 = (0, 1); (0, 1).d2 = -2 -> + 0.4 d2 = (0.4, 0.2)
+    #   d2' = d2 (no conflict with d0), then + 1.5 d1 = (-0.5, -0.5)
+    strategy = SoftSwitch(cost_limit=[10.0, 20.0], upper_slack=1.0, lower_slack=-1.0)
+    g_r, g_c = torch.tensor([1.0, 0.0]), torch.tensor([[-1.0, 1.0], [1.0, -2.0]])
+    update, diagnostics = strategy.aggregate(g_r, g_c, torch.tensor([10.0, 20.0]))
+    assert int(diagnostics["mode"]) == MODE_BOTH
+    assert diagnostics["conflict"].tolist() == [True, False]
+    expected = 0.5 * torch.tensor([0.6, 0.3]) + 0.25 * torch.tensor([0.4, 0.2])
+    expected += 0.25 * torch.tensor([-0.5, -0.5])
+    torch.testing.assert_close(update, expected)  # (0.275, 0.075)
+    # one constraint in its band and the other below it: still both, over all 1 + K directions
+    below, _ = strategy.aggregate(g_r, g_c, torch.tensor([10.0, 0.0]))
+    torch.testing.assert_close(below, expected)
+
+
 def test_hard_switch_follows_most_violated_constraint():
     g_r = torch.tensor([1.0, 0.0])
     g_c = torch.tensor([[0.0, 1.0], [0.0, -1.0]])

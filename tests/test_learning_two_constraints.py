@@ -1,0 +1,91 @@
+"""Learning with two constraints that bind in different phases (SafetyPointVelocityEffort-v0).
+
+The toy point mass with a speed limit and an effort budget (limit 10 per 100-step episode each):
+the initial action noise breaks the effort budget at once, the speed limit only once the policy
+has learnt to push forward. Soft switching (PCRPO, one band per constraint) ends within both
+limits with a reward far above a random policy's (about 0); reward-only PPO breaks both. Fixed
+seed; about 15 seconds of CPU.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+import safe_envs
+from gradmanip.algos import PPO
+from gradmanip.rl.advantages import SafeAdvantages
+from gradmanip.rl.collect import GaussianPolicy, make_collector
+from gradmanip.rl.episodes import EpisodeTracker
+from gradmanip.rl.models import make_actor_critic
+from gradmanip.rl.trainer import Trainer
+from gradmanip.strategies import make_strategy
+
+TASK = "SafetyPointVelocityEffort-v0"
+LIMITS = list(safe_envs.default_cost_limit(TASK))
+TARGETS = [0.8 * limit for limit in LIMITS]  # the safety margin of tests/test_learning.py
+SEED = 0
+EPOCHS = 20
+STRATEGIES = {
+    "reward_only": {},
+    "soft_switch": {"cost_limit": TARGETS, "upper_slack": 0.0, "lower_slack": -3.0},
+}
+
+pytestmark = pytest.mark.slow
+
+
+def train(name: str) -> list[dict[str, float]]:
+    torch.manual_seed(SEED)
+    k = safe_envs.num_costs(TASK)
+    actor_critic = make_actor_critic(1, 1, seed=SEED, num_costs=k)
+    collector = make_collector(
+        functools.partial(safe_envs.make_env, TASK, seed=SEED),
+        GaussianPolicy(actor_critic.policy_net),
+        frames_per_batch=500,
+        seed=SEED,
+    )
+    algo = PPO(
+        actor_critic,
+        make_strategy(name, **STRATEGIES[name]),
+        lr=1e-2,
+        epochs=10,
+        minibatch_size=50,
+        target_kl=None,
+        generator=torch.Generator().manual_seed(SEED),
+    )
+    advantages = SafeAdvantages(actor_critic.reward_critic, actor_critic.cost_critic)
+    episodes = EpisodeTracker(num_constraints=k)
+    trainer = Trainer(collector, algo, actor_critic, advantages, episodes)
+    try:
+        return trainer.train(EPOCHS)
+    finally:
+        collector.shutdown()
+
+
+def final(history: list[dict[str, float]], key: str) -> float:
+    return float(np.mean([metrics[key] for metrics in history[-3:]]))
+
+
+def test_soft_switching_ends_within_both_limits():
+    history = train("soft_switch")
+    speed = [m["episode_cost_0"] for m in history]
+    effort = [m["episode_cost_1"] for m in history]
+    # the constraints bind in different phases: effort at the start, speed later on
+    assert effort[0] > LIMITS[1] and speed[0] < TARGETS[0]
+    assert max(speed[EPOCHS // 2 :]) > LIMITS[0]
+    assert history[0]["strategy/mode"] == 2.0  # cost only: the effort is above its band
+    for k, limit in enumerate(LIMITS):
+        assert final(history, f"episode_cost_{k}") <= limit, k
+    assert all(
+        m["episode_cost"] == pytest.approx(m["episode_cost_0"] + m["episode_cost_1"])
+        for m in history
+    )
+    assert final(history, "episode_return") > 15.0  # a random policy: about 0
+
+
+def test_reward_only_breaks_both_limits():
+    history = train("reward_only")
+    for k, limit in enumerate(LIMITS):
+        assert final(history, f"episode_cost_{k}") > 3 * limit, k
+    assert history[-1]["strategy/mode"] == 1.0
