@@ -54,7 +54,7 @@ from gradmanip.objectives.safe_ppo_loss import SafePPOLoss
 from gradmanip.rl.models import ActorCritic
 from gradmanip.strategies.base import Strategy, as_episode_cost
 from gradmanip.strategies.delayed import DelayedSafety
-from gradmanip.strategies.diagnostics import Value
+from gradmanip.strategies.diagnostics import Value, as_tensors
 from gradmanip.strategies.trust_region import (
     TrustRegionGeometry,
     TrustRegionStrategy,
@@ -329,7 +329,11 @@ class NaturalGradient:
         if rule is not self.strategy:  # inside DelayedSafety, after its warm-up
             diagnostics["safety_active"] = 1
         metrics = self._policy_metrics(
-            search, torch.stack([reward_step, *naturals[1:]]), update, weights, diagnostics
+            search,
+            torch.stack([reward_step, *naturals[1:]]),
+            update,
+            weights,
+            as_tensors(diagnostics),
         )
         metrics["reward_improvement"] = float(change[0])
         metrics["cost_improvement"] = float(change[1:].sum())
