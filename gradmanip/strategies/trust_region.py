@@ -163,6 +163,7 @@ class TrustRegionStrategy(Strategy):
     """
 
     diagnostic_names = ("mode", "case", "cost_excess", "cost_multiplier")
+    positively_homogeneous = False
 
     def __init__(
         self,

@@ -291,7 +291,7 @@ def test_nonnegative_projection_one_constraint_and_limits() -> None:
 )
 def test_shared_property_suite(strategy) -> None:
     # sized to a radius, the update is not positively homogeneous (scaling g leaves it unchanged)
-    check_strategy(strategy, homogeneous=False)
+    check_strategy(strategy)
 
 
 def test_cost_units_divide_by_the_episode_length() -> None:
