@@ -30,6 +30,7 @@ from gradmanip.strategies.registry import (
     strategy_class,
 )
 from gradmanip.strategies.soft_switch import SoftSwitch
+from gradmanip.strategies.torchjd import CAGrad, TorchJDCombiner, UPGrad
 from gradmanip.strategies.trust_region import (
     TrustRegionGeometry,
     TrustRegionStep,
@@ -48,6 +49,8 @@ for _cls in (
     MGDA,
     CPO,
     PCPO,
+    UPGrad,
+    CAGrad,
 ):
     register_strategy(_cls)
 
@@ -55,6 +58,7 @@ __all__ = [
     "MODE_BOTH",
     "MODE_COST_ONLY",
     "MODE_REWARD_ONLY",
+    "CAGrad",
     "CPO",
     "Combiner",
     "DelayedSafety",
@@ -70,9 +74,11 @@ __all__ = [
     "RewardOnly",
     "SoftSwitch",
     "Strategy",
+    "TorchJDCombiner",
     "TrustRegionGeometry",
     "TrustRegionStep",
     "TrustRegionStrategy",
+    "UPGrad",
     "WeightedSum",
     "WeightedSumCombiner",
     "available_strategies",
