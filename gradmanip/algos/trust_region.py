@@ -232,7 +232,7 @@ def constrained_line_search(
     backtrack_factor: float,
     expected_improvement: float = 0.0,
 ) -> LineSearchResult:
-    """The line search of the trust-region rules (CPO, Achiam et al. 2017, Sec. 6.3; PCPO).
+    """The line search of the trust-region rules (CPO, Achiam et al. 2017, Algorithm 1; PCPO).
 
     ``evaluate()`` returns ``(surrogates [1 + K], mean_kl)`` at the current parameters: the reward
     surrogate and the K cost IMPROVEMENT surrogates ``E[ratio * (-A_c[k])]``. Fractions

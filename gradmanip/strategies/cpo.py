@@ -18,7 +18,8 @@ PARALLEL_TOLERANCE = 1e-10  # A <= this * q: g is parallel to b in the metric
 
 
 class CPO(TrustRegionStrategy):
-    """CPO step (Achiam et al. 2017, Sec. 6.2, Eq. 10-12 and Appendix 10.2), one constraint.
+    """CPO step (Achiam et al. 2017: the subproblem of Sec. 6.1, Eq. 10; its analytic solution,
+    Theorem 2 and Appendix 10.2; the recovery step of Sec. 6.2), for one constraint.
 
     Solves ``max_d g.d`` subject to ``c + b.d <= 0`` and ``d^T H d / 2 <= delta`` in the ascent
     convention (g the reward gradient, b = -g_c the cost gradient, x = H^-1 g, p = H^-1 b,
@@ -41,7 +42,7 @@ class CPO(TrustRegionStrategy):
     Guards: A <= 1e-10 q (g parallel to b) keeps only ``-(c / s) p``; s <= 0 (no direction
     changes the cost) takes the reward step when c < 0 and no step otherwise.
 
-    Line search (Sec. 6.3; OmniSafe: fractions 0.8^k, 20 tries): accept when the measured KL
+    Line search (Algorithm 1; OmniSafe: fractions 0.8^k, 20 tries): accept when the measured KL
     is at most delta, the cost surrogate rises by at most ``max(-c, 0)`` and, in cases 2-4, the
     reward surrogate did not decrease. One constraint only (K > 1 raises ``ValueError``).
     Diagnostics: ``mode``, ``case`` (0-4), ``cost_excess`` c, ``cost_multiplier`` nu.

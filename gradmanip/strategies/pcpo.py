@@ -16,7 +16,8 @@ PROJECTIONS = ("kl", "l2")
 
 
 class PCPO(TrustRegionStrategy):
-    """PCPO step (Yang et al. 2020, Sec. 4, Eq. 5 (KL projection) and Eq. 6 (L2 projection)).
+    """PCPO step (Yang et al. 2020, the two-step problem of Sec. 3 and its closed-form update in
+    Sec. 4, with L = H for the KL projection and L = I for the L2 projection).
 
     A reward step ``d_r = sqrt(2 delta / q) x`` on the trust radius, then its projection onto the
     linearised constraint set ``{d: c_k + b_k . d <= 0}`` (ascent convention, b_k = -g_c[k],
@@ -56,7 +57,7 @@ class PCPO(TrustRegionStrategy):
         if projection not in PROJECTIONS:
             raise ValueError(
                 f"projection must be one of {PROJECTIONS}, got {projection!r} ('kl': in the "
-                "Fisher metric, Eq. 5; 'l2': Euclidean, Eq. 6)"
+                "Fisher metric; 'l2': Euclidean)"
             )
         super().__init__(
             cost_limit, radius, cost_units, episode_length, backtrack_factor, line_search_steps

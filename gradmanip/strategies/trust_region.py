@@ -76,7 +76,7 @@ class TrustRegionGeometry:
 
 @dataclass(frozen=True)
 class TrustRegionStep:
-    """A rule's step and its line-search acceptance (Achiam et al. 2017, Sec. 6.3).
+    """A rule's step and its line-search acceptance (Achiam et al. 2017, Algorithm 1).
 
     The step is ``d = sum_i natural[i] x_i + sum_i gradient[i] g_i``. A fraction ``f`` of it,
     tried for ``f = backtrack_factor^k``, k < ``max_steps``, is accepted when the measured mean
