@@ -487,16 +487,18 @@ class NaturalGradient:
 
     # ------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Critic optimizer and shuffling RNG state (networks and strategy are saved by their
-        owners)."""
+        """Critic optimizer, shuffling RNG state and the last measured episode length (networks
+        and strategy are saved by their owners)."""
         return {
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "generator": self._generator.get_state(),
+            "episode_length": self._episode_length,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self._generator.set_state(state["generator"])
+        self._episode_length = state.get("episode_length")  # absent from older checkpoints
 
     def __repr__(self) -> str:
         settings = (

@@ -145,6 +145,10 @@ def test_pcpo_in_step_units_reads_the_measured_episode_length(collected) -> None
     assert math.isclose(metrics["strategy/cost_excess"], 0.1)
     metrics = algo.update(collected[1], torch.tensor([35.0]))  # the last length stands in
     assert math.isclose(metrics["strategy/cost_excess"], 0.1)
+    restored = NaturalGradient(copy.deepcopy(collected[0]), strategy, **SMALL)
+    restored.load_state_dict(algo.state_dict())  # a checkpoint keeps it
+    metrics = restored.update(collected[1], torch.tensor([35.0]))
+    assert math.isclose(metrics["strategy/cost_excess"], 0.1)
 
 
 def test_delayed_safety_runs_trpo_then_the_rule(collected) -> None:
