@@ -22,6 +22,10 @@ One update phase per epoch:
 5. Reward and cost critics are fitted by regression on their value targets (Adam minibatches,
    L2 penalty ``critic_l2 * |phi|^2`` as in the authors' code).
 
+Trust-region rules (:class:`~gradmanip.strategies.TrustRegionStrategy`: CPO, PCPO) replace
+steps 2-4: the base hands them the unscaled natural directions' geometry in the Fisher metric and
+runs their own line search (see :meth:`NaturalGradient._trust_region_update`).
+
 Defaults follow the common on-policy protocol (max_kl 0.01, CG 10 iterations, damping 0.1, critic
 lr 1e-3, minibatch 128); the paper's own runs use ``max_kl=0.05``. The trust-region pieces (CG,
 Fisher-vector products, the line search) live in :mod:`gradmanip.algos.trust_region`; this module
@@ -105,7 +109,8 @@ class NaturalGradient:
     """Per-objective natural-gradient steps combined by a gradient-manipulation strategy.
 
     TRPO-Lagrangian, CRPO and PCRPO are this class with the strategies ``"lagrangian"``,
-    ``"hard_switch"`` and ``"soft_switch"``; ``"reward_only"`` gives plain TRPO.
+    ``"hard_switch"`` and ``"soft_switch"``; ``"reward_only"`` gives plain TRPO; ``"cpo"`` and
+    ``"pcpo"`` give CPO and PCPO (trust-region rules, solved in the Fisher metric).
 
     Args:
         actor_critic: networks from :func:`gradmanip.rl.models.make_actor_critic`.
@@ -205,9 +210,9 @@ class NaturalGradient:
         ``episode_cost`` is J_c_hat [K]; ``episode_length`` the mean length of the episodes it
         was measured on (read by trust-region strategies in per-step cost units; the last known
         length, else the strategy's setting, stands in when it is None or NaN). Returns scalar
-        metrics (policy step, line search,
-        critic losses ``loss/value``, ``loss/cost_value`` after fitting (``*_before``: before),
-        ``strategy/<name>`` diagnostics, ``strategy/<name>_<k>`` for constraint k > 0).
+        metrics (policy step, line search, critic losses ``loss/value``, ``loss/cost_value``
+        after fitting (``*_before``: before), ``strategy/<name>`` diagnostics,
+        ``strategy/<name>_<k>`` for constraint k > 0).
         """
         obs, action, old_log_prob, adv_r, adv_c = self._read_batch(batch)
         episode_cost = self._check_episode_cost(episode_cost, adv_c.shape[1])
