@@ -38,6 +38,10 @@ WEIGHTINGS = {
 }
 
 
+#: settings a weighting needs when it is given by name alone (CAGrad's radius scale c)
+DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {"cagrad": {"c": 0.4}}
+
+
 def torchjd_aggregation() -> Any:
     """The ``torchjd.aggregation`` module, or ImportError naming the extra to install."""
     try:
@@ -50,14 +54,18 @@ def torchjd_aggregation() -> Any:
 
 
 def make_weighting(name: str, **settings: Any) -> nn.Module:
-    """The TorchJD weighting called ``name`` (see :data:`WEIGHTINGS`) built with ``settings``."""
+    """The TorchJD weighting called ``name`` (see :data:`WEIGHTINGS`) built with ``settings``
+    (over the defaults of :data:`DEFAULT_SETTINGS`)."""
     if name not in WEIGHTINGS:
         raise ValueError(f"unknown TorchJD weighting {name!r}; available: {sorted(WEIGHTINGS)}")
     aggregation = torchjd_aggregation()
+    settings = {**DEFAULT_SETTINGS.get(name, {}), **settings}
     try:
         return getattr(aggregation, WEIGHTINGS[name])(**settings)
     except ImportError as error:  # a solver of that weighting is missing
         raise ImportError(f"{error} (or {INSTALL_HINT})") from error
+    except TypeError as error:
+        raise TypeError(f"settings {settings} of the TorchJD weighting {name!r}: {error}") from None
 
 
 class TorchJDCombiner(Combiner):

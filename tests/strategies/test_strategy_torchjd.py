@@ -89,6 +89,9 @@ def test_weighting_by_name_instance_and_errors() -> None:
     with pytest.raises(TypeError, match="weighting must be"):
         TorchJDCombiner(3)
     assert repr(TorchJDCombiner("cagrad", c=0.5)) == "TorchJDCombiner(weighting=cagrad, c=0.5)"
+    assert TorchJDCombiner("cagrad").weighting.c == 0.4  # by name alone: CAGrad's default
+    with pytest.raises(TypeError, match="weighting 'upgrad'"):
+        TorchJDCombiner("upgrad", radius=1.0)
 
 
 def test_missing_torchjd_names_the_extra(monkeypatch) -> None:
