@@ -86,7 +86,7 @@ def test_every_accepted_step_keeps_the_kl_bound_and_the_cost_budget(
     reward_1, cost_1, kl = measure(actor_critic, batch)
     excess = strategy.cost_excess(torch.tensor([episode_cost]))[0]
     if metrics["step_accepted"]:
-        assert kl <= max_kl
+        assert kl <= max_kl * (1 + 1e-5)  # measured here in float32, as the base did
         assert math.isclose(kl, metrics["kl"], rel_tol=1e-4, abs_tol=1e-9)
         assert cost_1 - cost_0 <= max(-excess, 0.0) + 1e-7
         if name.startswith("cpo") and metrics["strategy/case"] >= 2:
