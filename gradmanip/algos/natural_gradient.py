@@ -313,8 +313,6 @@ class NaturalGradient:
             loc, scale = net(obs)
             return self._surrogates(batch), gaussian_kl(old_loc, old_scale, loc, scale).mean()
 
-        with torch.no_grad():
-            before = self._surrogates(batch).double()
         search = constrained_line_search(
             self.policy_params,
             update,
@@ -326,8 +324,7 @@ class NaturalGradient:
             backtrack_factor=step.backtrack_factor,
             expected_improvement=float(weights @ (g64 @ update.double())),
         )
-        with torch.no_grad():
-            change = self._surrogates(batch).double() - before
+        change = torch.tensor(search.changes or [0.0] * len(weights), dtype=torch.float64)
         reward_step = reward_step_scale(geometry.metric[0][0], self.max_kl) * naturals[0]
         search = replace(search, improvement=float(weights @ change))
         diagnostics = dict(step.diagnostics)

@@ -155,6 +155,7 @@ class LineSearchResult:
     ``fraction`` is the accepted step fraction (0.0 when nothing was accepted); ``steps`` the
     number of candidate fractions evaluated; ``improvement`` / ``kl`` the actual objective gain
     and measured mean KL at the returned parameters (0 when rejected: the old parameters are back).
+    ``changes`` (:func:`constrained_line_search` only) holds the change of every surrogate.
     """
 
     accepted: bool
@@ -163,6 +164,7 @@ class LineSearchResult:
     expected_improvement: float
     improvement: float
     kl: float
+    changes: tuple[float, ...] = ()
 
 
 def backtracking_line_search(
@@ -240,7 +242,8 @@ def constrained_line_search(
     accepted when ``mean_kl <= max_kl``, every cost surrogate ``E[ratio * A_c[k]]`` rose by at
     most ``max_cost_increase[k]`` and, with ``require_reward_gain``, the reward surrogate did not
     decrease. Otherwise (or for a zero or non-finite step) the old parameters are restored.
-    ``improvement`` in the result is the change of the reward surrogate.
+    ``improvement`` in the result is the change of the reward surrogate, ``changes`` that of every
+    surrogate (empty when nothing was accepted).
     """
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
@@ -270,7 +273,13 @@ def constrained_line_search(
                 and (not require_reward_gain or float(change[0]) >= 0.0)
             ):
                 return LineSearchResult(
-                    True, fraction, k + 1, float(expected_improvement), float(change[0]), kl
+                    True,
+                    fraction,
+                    k + 1,
+                    float(expected_improvement),
+                    float(change[0]),
+                    kl,
+                    tuple(change.tolist()),
                 )
         set_flat_params(layout, old)
     return replace(rejected, steps=max_steps)
