@@ -117,3 +117,67 @@ def test_bench_natural_gradient_update(benchmark, fisher_fraction: float) -> Non
         f" = {update_seconds / gradient_seconds:.1f} surrogate gradients"
         f" ({gradient_seconds * 1e3:.1f} ms each)"
     )
+
+
+def test_bench_trust_region_rules_against_pcrpo(benchmark) -> None:
+    """CPO and PCPO against PCRPO on the natural base, same networks and batch, side by side.
+
+    Each round times one update of every strategy (each goes first in turn) from the same
+    parameters (critics not fitted, so the policy step is all that is timed); the figure is the
+    median over rounds of the paired ratio ``t(rule) / t(PCRPO)`` in CPU time (steadier than
+    wall time on a shared machine; both are stored in ``extra_info``, with the line search steps
+    each took). Target <= 1.1. Timing is informative and never asserted.
+    """
+    actor_critic = make_actor_critic(OBS_DIM, ACTION_DIM, seed=0)
+    batch = synthetic_batch(actor_critic.policy_net)
+    episode_cost = torch.tensor([22.0])  # in PCRPO's band [20, 30]; c = -3 for the rules
+    strategies = {
+        "pcrpo": make_strategy("soft_switch", cost_limit=25.0, upper_slack=5.0, lower_slack=-5.0),
+        "cpo": make_strategy("cpo", cost_limit=25.0),
+        "pcpo": make_strategy("pcpo", cost_limit=25.0),
+    }
+    algos = {
+        name: NaturalGradient(actor_critic, strategy, max_kl=0.01, critic_epochs=0)
+        for name, strategy in strategies.items()
+    }
+    params = algos["pcrpo"].policy_params
+    initial = flat_params(params)
+
+    order = list(algos)
+
+    def one_round() -> dict[str, tuple[float, float, dict[str, float]]]:
+        order.append(order.pop(0))  # each strategy in turn goes first
+        times = {}
+        for name in order:
+            algo = algos[name]
+            set_flat_params(params, initial)
+            wall, cpu = time.perf_counter(), time.process_time()
+            metrics = algo.update(batch, episode_cost)
+            times[name] = (time.process_time() - cpu, time.perf_counter() - wall, metrics)
+        set_flat_params(params, initial)
+        return times
+
+    rounds = [benchmark.pedantic(one_round, rounds=1, iterations=1)]
+    rounds += [one_round() for _ in range(0 if benchmark.disabled else 8)]
+    for times in rounds:
+        for name, (_, _, metrics) in times.items():
+            assert metrics["step_accepted"] == 1.0, name
+    figures: dict[str, float] = {}
+    for name in ("cpo", "pcpo"):
+        for clock, index in (("cpu", 0), ("wall", 1)):
+            ratios = sorted(times[name][index] / times["pcrpo"][index] for times in rounds)
+            figures[f"{name}_over_pcrpo_{clock}_median"] = ratios[len(ratios) // 2]
+        figures[f"{name}_line_search_steps"] = rounds[0][name][2]["line_search_steps"]
+    figures["pcrpo_cpu_seconds"] = min(times["pcrpo"][0] for times in rounds)
+    figures["pcrpo_line_search_steps"] = rounds[0]["pcrpo"][2]["line_search_steps"]
+    figures["target_ratio"] = 1.1
+    benchmark.extra_info.update(figures)
+    print(
+        f"\nnatural base, {len(rounds)} round(s): PCRPO {figures['pcrpo_cpu_seconds']:.3f} s CPU;"
+        f" CPO / PCRPO {figures['cpo_over_pcrpo_cpu_median']:.3f} CPU, "
+        f"{figures['cpo_over_pcrpo_wall_median']:.3f} wall; PCPO / PCRPO "
+        f"{figures['pcpo_over_pcrpo_cpu_median']:.3f} CPU, "
+        f"{figures['pcpo_over_pcrpo_wall_median']:.3f} wall (target <= 1.1); line search steps "
+        f"{figures['pcrpo_line_search_steps']:.0f} / {figures['cpo_line_search_steps']:.0f} / "
+        f"{figures['pcpo_line_search_steps']:.0f}"
+    )

@@ -40,7 +40,8 @@ ALLOWED = {
     },
     "safe_envs": set(),
 }
-THIRD_PARTY_OF_STRATEGIES = {"torch", "tensordict"}
+# torchjd: an optional extra, imported only when a TorchJD combiner is built
+THIRD_PARTY_OF_STRATEGIES = {"torch", "tensordict", "torchjd"}
 
 
 def module_name(path: Path) -> str:

@@ -22,6 +22,10 @@ One update phase per epoch:
 5. Reward and cost critics are fitted by regression on their value targets (Adam minibatches,
    L2 penalty ``critic_l2 * |phi|^2`` as in the authors' code).
 
+Trust-region rules (:class:`~gradmanip.strategies.TrustRegionStrategy`: CPO, PCPO) replace
+steps 2-4: the base hands them the unscaled natural directions' geometry in the Fisher metric and
+runs their own line search (see :meth:`NaturalGradient._trust_region_update`).
+
 Defaults follow the common on-policy protocol (max_kl 0.01, CG 10 iterations, damping 0.1, critic
 lr 1e-3, minibatch 128); the paper's own runs use ``max_kl=0.05``. The trust-region pieces (CG,
 Fisher-vector products, the line search) live in :mod:`gradmanip.algos.trust_region`; this module
@@ -31,6 +35,8 @@ is the update phase, its critic fitting, checks and checkpoint state.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -43,6 +49,7 @@ from gradmanip.algos.trust_region import (
     LineSearchResult,
     backtracking_line_search,
     conjugate_gradient,
+    constrained_line_search,
     flat_grad,
     gaussian_kl,
     kl_scaled_step,
@@ -51,8 +58,15 @@ from gradmanip.objectives.safe_ppo_loss import SafePPOLoss
 from gradmanip.rl.metric_names import constraint_columns
 from gradmanip.rl.models import ActorCritic
 from gradmanip.strategies.base import Strategy, as_episode_cost
+from gradmanip.strategies.delayed import DelayedSafety
+from gradmanip.strategies.diagnostics import Value, as_tensors
+from gradmanip.strategies.trust_region import (
+    TrustRegionGeometry,
+    TrustRegionStrategy,
+    reward_step_scale,
+)
 
-__all__ = ["NaturalGradient", "span_coefficients"]
+__all__ = ["NaturalGradient", "metric_rule", "span_coefficients"]
 
 _BATCH_KEYS = (
     "observation",
@@ -63,6 +77,21 @@ _BATCH_KEYS = (
     "value_target",
     "cost_value_target",
 )
+
+
+def metric_rule(strategy: Strategy) -> TrustRegionStrategy | None:
+    """The trust-region rule that decides this epoch's step, if any: the strategy itself, or
+    the rule inside :class:`~gradmanip.strategies.DelayedSafety` once its warm-up is over (during
+    the warm-up the base takes the plain reward step, i.e. TRPO)."""
+    if isinstance(strategy, TrustRegionStrategy):
+        return strategy
+    if (
+        isinstance(strategy, DelayedSafety)
+        and isinstance(strategy.strategy, TrustRegionStrategy)
+        and strategy.safety_active
+    ):
+        return strategy.strategy
+    return None
 
 
 def span_coefficients(update: Tensor, directions: Tensor) -> Tensor:
@@ -81,7 +110,8 @@ class NaturalGradient:
     """Per-objective natural-gradient steps combined by a gradient-manipulation strategy.
 
     TRPO-Lagrangian, CRPO and PCRPO are this class with the strategies ``"lagrangian"``,
-    ``"hard_switch"`` and ``"soft_switch"``; ``"reward_only"`` gives plain TRPO.
+    ``"hard_switch"`` and ``"soft_switch"``; ``"reward_only"`` gives plain TRPO; ``"cpo"`` and
+    ``"pcpo"`` give CPO and PCPO (trust-region rules, solved in the Fisher metric).
 
     Args:
         actor_critic: networks from :func:`gradmanip.rl.models.make_actor_critic`.
@@ -162,6 +192,7 @@ class NaturalGradient:
         self.critic_optimizer = torch.optim.Adam(
             actor_critic.critics().parameters(), lr=self.critic_lr, weight_decay=2 * self.critic_l2
         )
+        self._episode_length: float | None = None  # the last measured mean episode length
         self._generator = torch.Generator()
         if seed is not None:
             self._generator.manual_seed(seed)
@@ -169,20 +200,26 @@ class NaturalGradient:
             self._generator.seed()
 
     # ------------------------------------------------------------------------------- update
-    def update(self, batch: TensorDictBase, episode_cost: Tensor) -> dict[str, float]:
+    def update(
+        self, batch: TensorDictBase, episode_cost: Tensor, episode_length: float | None = None
+    ) -> dict[str, float]:
         """One policy update (natural-gradient steps, strategy, line search) and critic fitting.
 
         ``batch`` is a flat [N] TensorDict with ``"observation"``, ``"action"``,
         ``"action_log_prob"`` (behaviour policy), ``"advantage"`` [N, 1], ``"cost_advantage"``
         [N, K], ``"value_target"`` [N, 1] and ``"cost_value_target"`` [N, K];
-        ``episode_cost`` is J_c_hat [K]. Returns scalar metrics (policy step, line search,
-        critic losses ``loss/value``, ``loss/cost_value`` after fitting (``*_before``: before),
-        ``strategy/<name>`` diagnostics, per constraint ``strategy/<name>_<k>`` when K > 1: see
-        :mod:`gradmanip.rl.metric_names`).
+        ``episode_cost`` is J_c_hat [K]; ``episode_length`` the mean length of the episodes it
+        was measured on (read by trust-region strategies in per-step cost units; the last known
+        length, else the strategy's setting, stands in when it is None or NaN). Returns scalar
+        metrics (policy step, line search, critic losses ``loss/value``, ``loss/cost_value``
+        after fitting (``*_before``: before), ``strategy/<name>`` diagnostics, per constraint
+        ``strategy/<name>_<k>`` when K > 1: see :mod:`gradmanip.rl.metric_names`).
         """
         obs, action, old_log_prob, adv_r, adv_c = self._read_batch(batch)
         episode_cost = self._check_episode_cost(episode_cost, adv_c.shape[1])
         self._check_cost_critic(obs, adv_c.shape[1])
+        if episode_length is not None and episode_length > 0 and math.isfinite(episode_length):
+            self._episode_length = float(episode_length)
         metrics = self._update_policy(obs, action, old_log_prob, adv_r, adv_c, episode_cost)
         metrics.update(
             self._fit_critics(
@@ -211,6 +248,9 @@ class NaturalGradient:
         )
         with torch.no_grad():
             old_loc, old_scale = net(obs)
+        rule = metric_rule(self.strategy)
+        if rule is not None:
+            return self._trust_region_update(batch, rule, episode_cost, old_loc, old_scale)
         grads, steps, scales = self._natural_steps(batch)
         update, diagnostics = self.strategy.aggregate(steps[0], steps[1:], episode_cost)
         weights = span_coefficients(update, steps) * scales  # L_comb = sum_i weights_i L_i
@@ -233,19 +273,93 @@ class NaturalGradient:
         )
         return self._policy_metrics(search, steps, update, weights, diagnostics)
 
+    def _trust_region_update(
+        self,
+        batch: TensorDict,
+        rule: TrustRegionStrategy,
+        episode_cost: Tensor,
+        old_loc: Tensor,
+        old_scale: Tensor,
+    ) -> dict[str, float]:
+        """A trust-region rule's step (CPO, PCPO): unscaled natural directions
+        ``x_i = (F + damping I)^-1 g_i``, their geometry (metric Gram ``x_i^T M x_j`` from the
+        Fisher-vector products, ``g_i . x_j``, ``g_i . g_j``), the rule's step
+        ``d = sum_i a_i x_i + sum_i b_i g_i`` for the radius ``max_kl``, then the rule's line
+        search (measured KL <= max_kl, no ``kl_slack``; cost and reward tests of the rule)."""
+        net, obs = self.actor_critic.policy_net, batch.get("observation")
+        grads, fvp = self._gradients_and_fisher(batch)
+        naturals = torch.stack(
+            [conjugate_gradient(fvp, g, self.cg_iters, self.cg_residual_tol) for g in grads]
+        )
+        curvatures = torch.stack([fvp(x) for x in naturals])
+        if not (torch.isfinite(naturals).all() and torch.isfinite(curvatures).all()):
+            raise FloatingPointError(
+                "non-finite natural direction: check the batch advantages and the damping "
+                f"setting (damping={self.damping})"
+            )
+        n64, c64, g64 = naturals.double(), curvatures.double(), grads.double()
+        metric = n64 @ c64.T
+        geometry = TrustRegionGeometry(
+            ((metric + metric.T) / 2).tolist(), (g64 @ n64.T).tolist(), (g64 @ g64.T).tolist()
+        )
+        step = rule.coefficients_in_metric(
+            geometry, episode_cost, self.max_kl, self._episode_length
+        )
+        natural = torch.tensor(step.natural, dtype=torch.float64)
+        gradient = torch.tensor(step.gradient, dtype=torch.float64)
+        update = (natural @ n64 + gradient @ g64).to(grads.dtype)
+        weights = torch.tensor(step.weights, dtype=torch.float64)
+
+        def evaluate() -> tuple[Tensor, Tensor]:
+            loc, scale = net(obs)
+            return self._surrogates(batch), gaussian_kl(old_loc, old_scale, loc, scale).mean()
+
+        search = constrained_line_search(
+            self.policy_params,
+            update,
+            evaluate,
+            self.max_kl,
+            max_cost_increase=step.max_cost_increase,
+            require_reward_gain=step.require_reward_gain,
+            max_steps=step.max_steps,
+            backtrack_factor=step.backtrack_factor,
+            expected_improvement=float(weights @ (g64 @ update.double())),
+        )
+        change = torch.tensor(search.changes or [0.0] * len(weights), dtype=torch.float64)
+        reward_step = reward_step_scale(geometry.metric[0][0], self.max_kl) * naturals[0]
+        search = replace(search, improvement=float(weights @ change))
+        diagnostics = dict(step.diagnostics)
+        if rule is not self.strategy:  # inside DelayedSafety, after its warm-up
+            diagnostics["safety_active"] = 1
+        metrics = self._policy_metrics(
+            search,
+            torch.stack([reward_step, *naturals[1:]]),
+            update,
+            weights,
+            as_tensors(diagnostics),
+        )
+        metrics["reward_improvement"] = float(change[0])
+        metrics["cost_improvement"] = float(change[1:].sum())
+        return metrics
+
     def _surrogates(self, batch: TensorDict) -> Tensor:
         """The M = 1 + K surrogates to maximise, ``E[ratio * A_r]`` and ``E[ratio * (-A_c[k])]``,
         read from the unclipped :class:`~gradmanip.objectives.SafePPOLoss`."""
         losses = self.loss_module(batch)
         return -torch.cat([losses.get("loss_objective").view(1), losses.get("loss_cost_objective")])
 
-    def _natural_steps(self, batch: TensorDict) -> tuple[Tensor, Tensor, Tensor]:
-        """Surrogate gradients g_i [M, P], KL-scaled steps Delta_i = s_i (F + damping I)^-1 g_i
-        [M, P] and scales s_i [M] of the M = 1 + K surrogates."""
+    def _gradients_and_fisher(self, batch: TensorDict) -> tuple[Tensor, FisherVectorProduct]:
+        """Surrogate gradients g_i [M, P] and the Fisher-vector product of the batch."""
         params = self.policy_params
         surrogates = self._surrogates(batch)
         grads = torch.stack([flat_grad(s, params, retain_graph=True) for s in surrogates])
         fvp = FisherVectorProduct(self._fisher_kl(batch.get("observation")), params, self.damping)
+        return grads, fvp
+
+    def _natural_steps(self, batch: TensorDict) -> tuple[Tensor, Tensor, Tensor]:
+        """Surrogate gradients g_i [M, P], KL-scaled steps Delta_i = s_i (F + damping I)^-1 g_i
+        [M, P] and scales s_i [M] of the M = 1 + K surrogates."""
+        grads, fvp = self._gradients_and_fisher(batch)
         steps, scales = [], []
         for g in grads:
             x = conjugate_gradient(fvp, g, self.cg_iters, self.cg_residual_tol)
@@ -273,7 +387,7 @@ class NaturalGradient:
         steps: Tensor,
         update: Tensor,
         weights: Tensor,
-        diagnostics: dict[str, Tensor],
+        diagnostics: Mapping[str, Value | Tensor],
     ) -> dict[str, float]:
         metrics = {
             "kl": search.kl,
@@ -375,16 +489,18 @@ class NaturalGradient:
 
     # ------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Critic optimizer and shuffling RNG state (networks and strategy are saved by their
-        owners)."""
+        """Critic optimizer, shuffling RNG state and the last measured episode length (networks
+        and strategy are saved by their owners)."""
         return {
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "generator": self._generator.get_state(),
+            "episode_length": self._episode_length,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self._generator.set_state(state["generator"])
+        self._episode_length = state.get("episode_length")  # absent from older checkpoints
 
     def __repr__(self) -> str:
         settings = (

@@ -36,7 +36,9 @@ from gradmanip.objectives.safe_ppo_loss import SafePPOLoss
 from gradmanip.rl.metric_names import constraint_columns
 from gradmanip.rl.models import ActorCritic
 from gradmanip.strategies.base import Strategy, as_episode_cost
+from gradmanip.strategies.delayed import DelayedSafety
 from gradmanip.strategies.diagnostics import Value
+from gradmanip.strategies.trust_region import TrustRegionStrategy
 
 _PACKED_KEYS = (
     "observation",
@@ -113,6 +115,13 @@ class PPO:
             raise TypeError(
                 f"strategy must be a gradmanip.strategies Strategy (see make_strategy), "
                 f"got {type(strategy).__name__}"
+            )
+        inner = strategy.strategy if isinstance(strategy, DelayedSafety) else strategy
+        if isinstance(inner, TrustRegionStrategy):
+            raise ValueError(
+                f"strategy {inner.name!r} is a trust-region rule: it sizes its step in the Fisher "
+                "metric and line-searches it, which needs the natural-gradient base "
+                "(NaturalGradient; algo=trpo in the recipes), not PPO"
             )
         self.lr = check_float("lr", lr, 0.0)
         self.critic_lr = check_float("critic_lr", lr if critic_lr is None else critic_lr, 0.0)

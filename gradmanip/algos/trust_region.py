@@ -35,6 +35,7 @@ __all__ = [
     "LineSearchResult",
     "backtracking_line_search",
     "conjugate_gradient",
+    "constrained_line_search",
     "flat_grad",
     "gaussian_kl",
     "gaussian_log_prob",
@@ -154,6 +155,7 @@ class LineSearchResult:
     ``fraction`` is the accepted step fraction (0.0 when nothing was accepted); ``steps`` the
     number of candidate fractions evaluated; ``improvement`` / ``kl`` the actual objective gain
     and measured mean KL at the returned parameters (0 when rejected: the old parameters are back).
+    ``changes`` (:func:`constrained_line_search` only) holds the change of every surrogate.
     """
 
     accepted: bool
@@ -162,6 +164,7 @@ class LineSearchResult:
     expected_improvement: float
     improvement: float
     kl: float
+    changes: tuple[float, ...] = ()
 
 
 def backtracking_line_search(
@@ -215,5 +218,68 @@ def backtracking_line_search(
             ratio = actual / (fraction * expected_improvement)
             if actual > 0.0 and ratio > accept_ratio and kl <= kl_bound:
                 return LineSearchResult(True, fraction, k + 1, expected_improvement, actual, kl)
+        set_flat_params(layout, old)
+    return replace(rejected, steps=max_steps)
+
+
+def constrained_line_search(
+    params: Sequence[nn.Parameter | Tensor],
+    step: Tensor,
+    evaluate: Callable[[], tuple[Tensor, Tensor]],
+    max_kl: float,
+    *,
+    max_cost_increase: Sequence[float],
+    require_reward_gain: bool,
+    max_steps: int,
+    backtrack_factor: float,
+    expected_improvement: float = 0.0,
+) -> LineSearchResult:
+    """The line search of the trust-region rules (CPO, Achiam et al. 2017, Algorithm 1; PCPO).
+
+    ``evaluate()`` returns ``(surrogates [1 + K], mean_kl)`` at the current parameters: the reward
+    surrogate and the K cost IMPROVEMENT surrogates ``E[ratio * (-A_c[k])]``. Fractions
+    ``f = backtrack_factor^k``, k < ``max_steps``, are tried in turn; ``theta_old + f * step`` is
+    accepted when ``mean_kl <= max_kl``, every cost surrogate ``E[ratio * A_c[k]]`` rose by at
+    most ``max_cost_increase[k]`` and, with ``require_reward_gain``, the reward surrogate did not
+    decrease. Otherwise (or for a zero or non-finite step) the old parameters are restored.
+    ``improvement`` in the result is the change of the reward surrogate, ``changes`` that of every
+    surrogate (empty when nothing was accepted).
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if not 0.0 < backtrack_factor < 1.0:
+        raise ValueError(f"backtrack_factor must be in (0, 1), got {backtrack_factor}")
+    if not (max_kl > 0.0 and math.isfinite(max_kl)):
+        raise ValueError(f"max_kl must be a finite float > 0, got {max_kl}")
+    rejected = LineSearchResult(False, 0.0, 0, float(expected_improvement), 0.0, 0.0)
+    if not bool(torch.isfinite(step).all()) or not bool(step.ne(0).any()):
+        return rejected
+    layout = ParameterLayout(params)
+    old = flat_params(layout)
+    bounds = torch.as_tensor(list(max_cost_increase), dtype=torch.float64)
+    with torch.no_grad():
+        base, _ = evaluate()
+        base = base.double()
+        for k in range(max_steps):
+            fraction = backtrack_factor**k
+            set_flat_params(layout, old + fraction * step)
+            surrogates, kl = evaluate()
+            change, kl = surrogates.double() - base, float(kl)
+            cost_rise = -change[1:]
+            if (
+                bool(torch.isfinite(change).all())
+                and kl <= max_kl
+                and bool((cost_rise <= bounds).all())
+                and (not require_reward_gain or float(change[0]) >= 0.0)
+            ):
+                return LineSearchResult(
+                    True,
+                    fraction,
+                    k + 1,
+                    float(expected_improvement),
+                    float(change[0]),
+                    kl,
+                    tuple(change.tolist()),
+                )
         set_flat_params(layout, old)
     return replace(rejected, steps=max_steps)

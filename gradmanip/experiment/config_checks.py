@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 import safe_envs
 from gradmanip.experiment.errors import ConfigError
 from gradmanip.experiment.loggers import check_backends
+from gradmanip.strategies.trust_region import TrustRegionStrategy
 from safe_envs.validation import check_positive_int
 
 CONFIG_ERROR_STATUS = 2
@@ -303,4 +304,16 @@ def check_run_config(
             raise ConfigError(f"{field} must lie in [0, 1], got {value!r}")
     strategy = _wrap("strategy", build_strategy)
     _check_strategy_constraints(cfg, strategy, num_costs)
+    _check_trust_region_pairing(cfg, strategy)
     _wrap("algo.base", lambda: build_algo(strategy))
+
+
+def _check_trust_region_pairing(cfg: DictConfig, strategy: Any) -> None:
+    """Trust-region strategies (CPO, PCPO) run on the natural-gradient base only."""
+    inner = getattr(strategy, "strategy", strategy)  # through DelayedSafety
+    if isinstance(inner, TrustRegionStrategy) and _get(cfg, "algo.name") != "trpo":
+        raise ConfigError(
+            f"strategy={inner.name} is a trust-region rule (its step is sized in the Fisher "
+            f"metric and line-searched) and needs the natural-gradient base: set algo=trpo "
+            f"(or algo=trpo_omnisafe), got algo={_get(cfg, 'algo.name')}"
+        )

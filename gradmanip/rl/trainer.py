@@ -16,6 +16,7 @@ needs (networks, optimizers, strategy, observation statistics, partial episodes,
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -35,7 +36,9 @@ class Algorithm(Protocol):
 
     strategy: Any
 
-    def update(self, batch: TensorDictBase, episode_cost: Tensor) -> dict[str, float]: ...
+    def update(self, batch: TensorDictBase, episode_cost: Tensor) -> dict[str, float]:
+        """One update; an ``episode_length`` keyword, if the method has one, receives the mean
+        length of the episodes that finished in the batch (None when none did)."""
 
     def state_dict(self) -> dict: ...
 
@@ -103,6 +106,8 @@ class Trainer:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.seed = seed
+        # algorithms whose update reads the mean episode length (trust-region cost units)
+        self._passes_length = "episode_length" in inspect.signature(algo.update).parameters
         self.epoch = 0
         self.frames = 0
         self._batches: Iterator[TensorDictBase] | None = None
@@ -131,7 +136,11 @@ class Trainer:
         self.advantages(batch)
         estimated = time.perf_counter()
         self.strategy.update_state(episode_cost)
-        algo_metrics = self.algo.update(batch.reshape(-1), episode_cost)
+        if self._passes_length:
+            length = float(stats.lengths.double().mean()) if stats.num_episodes else None
+            algo_metrics = self.algo.update(batch.reshape(-1), episode_cost, episode_length=length)
+        else:
+            algo_metrics = self.algo.update(batch.reshape(-1), episode_cost)
         self.collector.update_policy_weights_()
         updated = time.perf_counter()
         self.epoch += 1

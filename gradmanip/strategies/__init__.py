@@ -15,11 +15,13 @@ from gradmanip.strategies.combiners import (
     ProjectionCombiner,
     WeightedSumCombiner,
 )
+from gradmanip.strategies.cpo import CPO
 from gradmanip.strategies.delayed import DelayedSafety
 from gradmanip.strategies.hard_switch import HardSwitch
 from gradmanip.strategies.lagrangian import Lagrangian
 from gradmanip.strategies.mgda import MGDA, MGDACombiner
 from gradmanip.strategies.pcgrad import PCGrad
+from gradmanip.strategies.pcpo import PCPO
 from gradmanip.strategies.pid_lagrangian import PIDLagrangian
 from gradmanip.strategies.registry import (
     available_strategies,
@@ -28,6 +30,12 @@ from gradmanip.strategies.registry import (
     strategy_class,
 )
 from gradmanip.strategies.soft_switch import SoftSwitch
+from gradmanip.strategies.torchjd import CAGrad, TorchJDCombiner, UPGrad
+from gradmanip.strategies.trust_region import (
+    TrustRegionGeometry,
+    TrustRegionStep,
+    TrustRegionStrategy,
+)
 from gradmanip.strategies.weighted_sum import RewardOnly, WeightedSum
 
 for _cls in (
@@ -39,6 +47,10 @@ for _cls in (
     WeightedSum,
     RewardOnly,
     MGDA,
+    CPO,
+    PCPO,
+    UPGrad,
+    CAGrad,
 ):
     register_strategy(_cls)
 
@@ -46,6 +58,8 @@ __all__ = [
     "MODE_BOTH",
     "MODE_COST_ONLY",
     "MODE_REWARD_ONLY",
+    "CAGrad",
+    "CPO",
     "Combiner",
     "DelayedSafety",
     "HardSwitch",
@@ -53,12 +67,18 @@ __all__ = [
     "MGDA",
     "MGDACombiner",
     "PCGrad",
+    "PCPO",
     "PIDLagrangian",
     "PCGradCombiner",
     "ProjectionCombiner",
     "RewardOnly",
     "SoftSwitch",
     "Strategy",
+    "TorchJDCombiner",
+    "TrustRegionGeometry",
+    "TrustRegionStep",
+    "TrustRegionStrategy",
+    "UPGrad",
     "WeightedSum",
     "WeightedSumCombiner",
     "available_strategies",

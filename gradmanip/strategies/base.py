@@ -62,6 +62,9 @@ class Strategy(TensorDictModuleBase):
 
     name: ClassVar[str] = "strategy"
     diagnostic_names: tuple[str, ...] = ()
+    #: whether scaling every direction by s > 0 scales the update by s (the property suite
+    #: checks it); False for rules that size their step to a radius (CPO, PCPO)
+    positively_homogeneous: ClassVar[bool] = True
 
     def __init__(self, num_constraints: int | None = None) -> None:
         super().__init__()

@@ -47,6 +47,10 @@ class DelayedSafety(Strategy):
             self.strategy.update_state(episode_cost)
 
     @property
+    def positively_homogeneous(self) -> bool:  # type: ignore[override]
+        return self.strategy.positively_homogeneous
+
+    @property
     def is_linear(self) -> bool:
         """Linear exactly when the inner strategy is (the warm-up update g_r is linear)."""
         return self.strategy.is_linear

@@ -10,10 +10,12 @@ from gradmanip.strategies.combiners import (
 )
 from gradmanip.strategies.mgda import MGDACombiner
 from gradmanip.strategies.settings import PerConstraint
+from gradmanip.strategies.torchjd import WEIGHTINGS, TorchJDCombiner
 
 
 def as_combiner(value: Combiner | str) -> Combiner:
-    """Accept a combiner instance or a short name: projection, pcgrad, weighted_sum, mgda."""
+    """Accept a combiner instance or a short name: projection, pcgrad, weighted_sum, mgda, or a
+    TorchJD weighting (upgrad, cagrad, dualproj, ...; needs the ``torchjd`` extra)."""
     if isinstance(value, Combiner):
         return value
     names = {
@@ -24,7 +26,11 @@ def as_combiner(value: Combiner | str) -> Combiner:
     }
     if isinstance(value, str) and value in names:
         return names[value]()
-    raise ValueError(f"in_band must be a Combiner or one of {sorted(names)}, got {value!r}")
+    if isinstance(value, str) and value in WEIGHTINGS:
+        return TorchJDCombiner(value)
+    raise ValueError(
+        f"in_band must be a Combiner or one of {sorted(names) + sorted(WEIGHTINGS)}, got {value!r}"
+    )
 
 
 def in_band_combiner(

@@ -213,20 +213,23 @@ def check_bad_inputs(strategy: Strategy, case: Case) -> None:
 def check_strategy(
     strategy: Strategy,
     *,
-    homogeneous: bool = True,
+    homogeneous: bool | None = None,
     num_params: int = 6,
     seed: int = 0,
 ) -> None:
     """Run the whole property suite on ``strategy`` (raises AssertionError on failure).
 
     ``homogeneous=False`` skips the positive-homogeneity property for strategies whose update is
-    not a scale-equivariant function of the directions.
+    not a scale-equivariant function of the directions; the default (None) reads the strategy's
+    ``positively_homogeneous`` attribute (False for the trust-region rules CPO and PCPO).
     """
     cases = list(random_cases(strategy, num_params=num_params, seed=seed))
     subject = copy.deepcopy(strategy)
     check_output(subject, cases)
     check_forward_matches_aggregate(copy.deepcopy(strategy), cases)
     check_coefficients_match_aggregate(strategy, cases)
+    if homogeneous is None:
+        homogeneous = strategy.positively_homogeneous
     if homogeneous:
         check_positive_homogeneity(copy.deepcopy(strategy), cases)
     check_state_dict_round_trip(copy.deepcopy(strategy), cases)

@@ -18,7 +18,12 @@ from gradmanip.objectives import clipped_surrogates
 from gradmanip.rl.advantages import SafeAdvantages
 from gradmanip.rl.collect import GaussianPolicy, make_collector
 from gradmanip.rl.models import make_actor_critic
-from gradmanip.strategies import available_strategies, make_strategy
+from gradmanip.strategies import (
+    TrustRegionStrategy,
+    available_strategies,
+    make_strategy,
+    strategy_class,
+)
 
 TASK = "SafetyPointVelocity-v0"
 
@@ -123,7 +128,15 @@ EXPECTED_DIAGNOSTICS = {
 }
 
 
-@pytest.mark.parametrize("name", available_strategies())
+# trust-region rules (CPO, PCPO) need the natural-gradient base; PPO refuses them
+FIRST_ORDER = [
+    name
+    for name in available_strategies()
+    if not issubclass(strategy_class(name), TrustRegionStrategy)
+]
+
+
+@pytest.mark.parametrize("name", FIRST_ORDER)
 def test_every_strategy_updates_the_policy_with_finite_losses(name):
     actor_critic, batch = fresh()
     before = flat_params(actor_critic.actor)

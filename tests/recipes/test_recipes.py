@@ -401,7 +401,8 @@ def test_every_strategy_config_instantiates():
     built_in = {
         n for n in available_strategies() if strategy_class(n).__module__.startswith("gradmanip.")
     }  # other tests may register strategies of their own
-    assert configs == built_in
+    assert built_in <= configs
     for name in configs:
         strategy = instantiate(compose_cfg(f"strategy={name}").strategy)
-        assert strategy.name == name
+        # a variant (e.g. soft_switch_upgrad) is a registered strategy with other settings
+        assert strategy.name == name or name.startswith(f"{strategy.name}_")

@@ -44,7 +44,7 @@ def test_registry_names_and_unknown_name():
     names = available_strategies()
     assert names == sorted(names) and set(EXPECTED_NAMES) <= set(names)
     assert strategy_class("soft_switch") is SoftSwitch
-    with pytest.raises(ValueError, match="available strategies: hard_switch, lagrangian"):
+    with pytest.raises(ValueError, match="available strategies: .*hard_switch, lagrangian"):
         make_strategy("pcrpo")
 
 

@@ -1,0 +1,43 @@
+"""The trust-region suite config: what it runs, and that its status action works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from gradmanip.experiment.suite import groups_of
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def test_velocity_trust_region_suite_config() -> None:
+    with initialize_config_dir(config_dir=str(RECIPES / "config"), version_base=None):
+        cfg = compose("suite", overrides=["suite=velocity_trust_region"])
+    runs = [run for group in groups_of(cfg.suite) for run in group.runs()]
+    assert len({run.task for run in runs}) == 6
+    assert all(run.algo == "trpo" and run.total_steps == 500_000 for run in runs)
+    rules = [run for run in runs if run.strategy != "reward_only"]
+    assert {run.strategy for run in rules} == {"cpo", "pcpo", "soft_switch_upgrad"}
+    assert {run.seed for run in rules} == {0, 1, 2} and len(rules) == 6 * 3 * 3
+
+
+def test_velocity_trust_region_status_lists_every_run(tmp_path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(RECIPES / "suite.py"),
+            "suite=velocity_trust_region",
+            f"suite.out={tmp_path / 'out'}",
+            "action=status",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "60 runs, 0 done, 0 partial, 60 pending" in result.stdout
+    assert "SafetyHumanoidVelocity-v1/trpo-soft_switch_upgrad/seed2" in result.stdout
+    assert not (tmp_path / "out").exists()  # status starts nothing
