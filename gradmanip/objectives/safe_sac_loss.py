@@ -26,6 +26,7 @@ from tensordict import TensorDict, TensorDictBase, TensorDictParams
 from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule
 from tensordict.utils import NestedKey
 from torch import Tensor
+from torch.func import functional_call
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.objectives import SACLoss, ValueEstimators
 from torchrl.objectives.sac import compute_rsample_log_prob
@@ -33,14 +34,21 @@ from torchrl.objectives.sac import compute_rsample_log_prob
 
 def ensemble(module: TensorDictModule, params: TensorDictBase, td: TensorDictBase) -> Tensor:
     """``module`` under each of the stacked ``params`` [N, ...] on the same input, its single
-    output stacked: [N, *batch, 1] (one vectorised call)."""
-    out_key = module.out_keys[0]
-
-    def call(p: TensorDictBase, inputs: TensorDictBase) -> Tensor:
-        with p.to_module(module):
-            return module(inputs).get(out_key)
-
-    return torch.vmap(call, (0, None), randomness="error")(params, td)
+    output stacked: [N, *batch, 1]. The plain network inside ``module`` is called with
+    :func:`torch.func.functional_call` once per member (N is 1 or 2 here: a loop costs less
+    than the TensorDict machinery of a vectorised map)."""
+    inputs = tuple(td.get(key) for key in module.in_keys)
+    flat = params.flatten_keys(".")
+    names = [name.removeprefix("module.") for name in flat.keys()]  # noqa: SIM118 (iterating a TensorDict walks its batch)
+    tensors = list(flat.values())
+    return torch.stack(
+        [
+            functional_call(
+                module.module, dict(zip(names, [t[i] for t in tensors], strict=True)), inputs
+            )
+            for i in range(params.batch_size[0])
+        ]
+    )
 
 
 class SafeSACLoss(SACLoss):

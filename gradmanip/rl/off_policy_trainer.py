@@ -197,7 +197,7 @@ class OffPolicyTrainer:
                 next_observation = torch.as_tensor(obs, dtype=torch.float32)
             observation = next_observation
             if (
-                self.frames >= self.warmup_steps
+                self.frames > self.warmup_steps
                 and len(self.replay_buffer) >= self.replay_buffer.batch_size
             ):
                 self.update_credit += self.updates_per_step
