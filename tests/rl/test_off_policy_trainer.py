@@ -1,0 +1,126 @@
+"""The off-policy loop: warm-up, update-to-data ratio, the episode window's J_c_hat, the replay
+buffer's contents, and an exact continuation from a state dict (replay buffer included)."""
+
+from __future__ import annotations
+
+import functools
+import io
+
+import gymnasium
+import pytest
+import torch
+
+import safe_envs
+from gradmanip.algos import SAC
+from gradmanip.rl.episode_window import EpisodeWindow
+from gradmanip.rl.off_policy_trainer import OffPolicyTrainer
+from gradmanip.rl.replay import make_replay_buffer
+from gradmanip.rl.sac_models import make_sac_networks
+from gradmanip.strategies import make_strategy
+
+TASK = "SafetyPointVelocity-v0"
+safe_envs.task_entry(TASK)  # registers the tasks
+
+
+def make_trainer(warmup: int = 100, ratio: float = 0.25, seed: int = 0, **kwargs):
+    torch.manual_seed(seed)
+    nets = make_sac_networks(1, 1, (8,), seed=seed)
+    algo = SAC(nets, make_strategy("lagrangian", cost_limit=5.0))
+    return OffPolicyTrainer(
+        functools.partial(gymnasium.make, TASK),
+        algo,
+        nets.actor,
+        make_replay_buffer(1000, 16),
+        steps_per_epoch=200,
+        warmup_steps=warmup,
+        updates_per_step=ratio,
+        cost_window=3,
+        seed=seed,
+        **kwargs,
+    )
+
+
+def test_warm_up_then_updates_at_the_ratio():
+    trainer = make_trainer(warmup=100, ratio=0.25)
+    first = trainer.run_epoch()
+    assert first["updates"] == 25  # 100 steps after the warm-up, one update every fourth
+    second = trainer.run_epoch()
+    assert second["updates"] == 50
+    assert trainer.frames == 400 and len(trainer.replay_buffer) == 400
+    actions = trainer.replay_buffer.storage._storage["action"][:100]
+    assert actions.min() >= -1 and actions.max() <= 1 and actions.std() > 0.4  # uniform warm-up
+    assert first["episodes"] == 2 and first["episode_length"] == 100
+
+
+def test_no_update_during_the_warm_up():
+    trainer = make_trainer(warmup=200)
+    metrics = trainer.run_epoch()
+    assert metrics["updates"] == 0 and "loss/reward" not in metrics
+    assert trainer.algo.updates_done == 0
+
+
+def test_transitions_are_stored_with_their_cost_and_the_next_observation():
+    trainer = make_trainer(warmup=200)
+    trainer.run_epoch()
+    storage = trainer.replay_buffer.storage._storage
+    obs, following = storage["observation"][:200], storage["next", "observation"][:200]
+    truncated = storage["next", "truncated"][:200].squeeze(-1)
+    assert torch.equal(obs[1:][~truncated[:-1]], following[:-1][~truncated[:-1]])
+    speed = following.squeeze(-1)
+    assert torch.equal(storage["next", "cost"][:200].squeeze(-1), (speed > 0.5).float())
+    torch.testing.assert_close(storage["next", "reward"][:200].squeeze(-1), speed)
+    assert truncated.nonzero().squeeze(-1).tolist() == [99, 199]  # 100-step episodes
+    assert not storage["next", "terminated"][:200].any()
+
+
+def test_state_dict_continues_exactly():
+    whole = make_trainer()
+    whole.run_epoch()
+    saved = io.BytesIO()
+    torch.save(whole.state_dict(), saved)  # as a checkpoint does: no tensor shared with `whole`
+    saved.seek(0)
+    state = torch.load(saved, weights_only=False)
+    a = whole.run_epoch()  # before the second trainer touches torch's global RNG
+    resumed = make_trainer()  # two epochs ahead: weights, buffer and RNG replaced by the state
+    resumed.train(2)
+    resumed.load_state_dict(state)
+    assert len(resumed.replay_buffer) == 200
+    b = resumed.run_epoch()
+    assert {k: v for k, v in a.items() if not k.startswith("time/")} == {
+        k: v for k, v in b.items() if not k.startswith("time/")
+    }
+
+
+def test_episode_window_mean_of_the_last_episodes():
+    window = EpisodeWindow(window=2, num_constraints=2, initial_episode_cost=1.5)
+    assert window.episode_cost.tolist() == [1.5, 1.5]
+    assert window.episode_cost.dtype == torch.float64
+    for ret, cost in ((1.0, [10.0, 0.0]), (2.0, [20.0, 2.0]), (3.0, [30.0, 4.0])):
+        window.add(ret, cost, 100)
+    assert window.episode_cost.tolist() == [25.0, 3.0]
+    summary = window.summary()
+    assert summary["episode_return"] == 2.5 and summary["episode_cost_1"] == 3.0
+    with pytest.raises(ValueError, match="expected 2"):
+        window.add(0.0, [1.0], 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"capacity": 10, "batch_size": 11}, "batch_size"),
+        ({"capacity": 0, "batch_size": 1}, "capacity"),
+        ({"capacity": 10, "batch_size": 2, "sampler": "prioritized"}, "sampler"),
+    ],
+)
+def test_replay_buffer_settings_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_replay_buffer(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"ratio": 0.0}, "updates_per_step"), ({"warmup": -1}, "warmup_steps")],
+)
+def test_trainer_settings_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_trainer(**kwargs)
