@@ -19,7 +19,7 @@ import torch
 from tensordict import TensorDict
 
 from gradmanip.experiment.checkpoint import save_checkpoint
-from gradmanip.rl.replay import make_replay_buffer
+from gradmanip.rl.replay import buffer_state, make_replay_buffer
 
 
 def rss_mb(field: str) -> float:
@@ -62,7 +62,7 @@ def main(capacity: int = 1_000_000) -> None:
     before = rss_mb("VmRSS")
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
-        save_checkpoint(directory, {"replay_buffer": buffer.state_dict()})
+        save_checkpoint(directory, {"replay_buffer": buffer_state(buffer)})
         seconds = time.perf_counter() - start
     peak = rss_mb("VmHWM")
     print(

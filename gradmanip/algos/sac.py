@@ -117,8 +117,8 @@ class SAC:
             loss.cost_qvalue_network_params.values(True, True)
         )
         self.driver = GradientDriver(self.actor_params, strategy, on_nonfinite=on_nonfinite)
-        self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=self.lr)
-        self.critic_optimizer = torch.optim.Adam(self.critic_params, lr=self.critic_lr)
+        self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=self.lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(self.critic_params, lr=self.critic_lr, fused=True)
         self.alpha_optimizer = (
             None if fixed_alpha else torch.optim.Adam([loss.log_alpha], lr=self.alpha_lr)
         )

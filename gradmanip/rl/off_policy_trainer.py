@@ -32,6 +32,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor
 
 from gradmanip.rl.episode_window import EpisodeWindow
+from gradmanip.rl.replay import buffer_state, load_buffer_state
 from gradmanip.rl.trainer import EPOCH_SEED_STRIDE
 
 
@@ -239,13 +240,13 @@ class OffPolicyTrainer:
     # ---------------------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict[str, Any]:
         """Everything a resume needs: actor, algorithm (critics, targets, temperature,
-        optimizers), strategy, replay buffer (its storage tensors themselves, no copy), episode
-        window, counters and torch's global RNG."""
+        optimizers), strategy, replay buffer (its filled rows, views of the storage: no copy),
+        episode window, counters and torch's global RNG."""
         return {
             "networks": {"actor": self.actor.state_dict()},
             "algo": self.algo.state_dict(),
             "strategy": self.strategy.state_dict(),
-            "replay_buffer": self.replay_buffer.state_dict(),
+            "replay_buffer": buffer_state(self.replay_buffer),
             "episodes": self.episodes.state_dict(),
             "epoch": self.epoch,
             "frames": self.frames,
@@ -258,7 +259,7 @@ class OffPolicyTrainer:
         self.actor.load_state_dict(state["networks"]["actor"])
         self.algo.load_state_dict(state["algo"])
         self.strategy.load_state_dict(state["strategy"])
-        self.replay_buffer.load_state_dict(state["replay_buffer"])
+        load_buffer_state(self.replay_buffer, state["replay_buffer"])
         self.episodes.load_state_dict(state["episodes"])
         self.epoch = int(state["epoch"])
         self.frames = int(state["frames"])

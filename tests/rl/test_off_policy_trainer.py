@@ -9,12 +9,13 @@ import io
 import gymnasium
 import pytest
 import torch
+from tensordict import TensorDict
 
 import safe_envs
 from gradmanip.algos import SAC
 from gradmanip.rl.episode_window import EpisodeWindow
 from gradmanip.rl.off_policy_trainer import OffPolicyTrainer
-from gradmanip.rl.replay import make_replay_buffer
+from gradmanip.rl.replay import buffer_state, load_buffer_state, make_replay_buffer
 from gradmanip.rl.sac_models import make_sac_networks
 from gradmanip.strategies import make_strategy
 
@@ -81,13 +82,19 @@ def test_state_dict_continues_exactly():
     saved.seek(0)
     state = torch.load(saved, weights_only=False)
     a = whole.run_epoch()  # before the second trainer touches torch's global RNG
-    resumed = make_trainer()  # two epochs ahead: weights, buffer and RNG replaced by the state
+    resumed = make_trainer(warmup=50)  # other weights, buffer and RNG: replaced by the state
     resumed.train(2)
     resumed.load_state_dict(state)
     assert len(resumed.replay_buffer) == 200
     b = resumed.run_epoch()
     assert {k: v for k, v in a.items() if not k.startswith("time/")} == {
         k: v for k, v in b.items() if not k.startswith("time/")
+    }
+    fresh = make_trainer()  # a new process's trainer: its buffer not yet allocated
+    fresh.load_state_dict(torch.load(io.BytesIO(saved.getvalue()), weights_only=False))
+    c = fresh.run_epoch()
+    assert {k: v for k, v in a.items() if not k.startswith("time/")} == {
+        k: v for k, v in c.items() if not k.startswith("time/")
     }
 
 
@@ -124,3 +131,36 @@ def test_replay_buffer_settings_are_checked(kwargs, match):
 def test_trainer_settings_are_checked(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_trainer(**kwargs)
+
+
+def transitions(n: int, start: float = 0.0) -> TensorDict:
+    return TensorDict(
+        {"x": torch.arange(n, dtype=torch.float32) + start, "next": {"y": torch.arange(n) + start}},
+        [n],
+    )
+
+
+def test_buffer_state_holds_only_the_filled_rows_and_restores_the_capacity():
+    buffer = make_replay_buffer(1000, 4)
+    buffer.extend(transitions(10))
+    state = buffer_state(buffer)
+    rows = state["_storage"]["_storage"]["x"]
+    assert rows.shape[0] == 10
+    assert rows.data_ptr() == buffer.storage._storage["x"].data_ptr()  # a view, not a copy
+    saved = io.BytesIO()
+    torch.save(state, saved)
+    assert len(saved.getvalue()) < 10_000  # not the 1,000-row storage
+    saved.seek(0)
+    used = make_replay_buffer(1000, 4)
+    used.extend(transitions(500, start=-1000.0))
+    for target in (make_replay_buffer(1000, 4), used):  # a fresh buffer and a used one
+        load_buffer_state(target, torch.load(saved, weights_only=False))
+        saved.seek(0)
+        assert len(target) == 10
+        target.extend(transitions(995, start=100.0))  # wraps around the full capacity
+        assert len(target) == 1000
+        x = target.storage._storage["x"]
+        assert x[:5].tolist() == [1090.0, 1091.0, 1092.0, 1093.0, 1094.0]  # after the wrap
+        assert x[5:10].tolist() == [5.0, 6.0, 7.0, 8.0, 9.0]  # the restored rows
+        assert x[10].item() == 100.0
+        assert torch.equal(target.storage._storage["next", "y"][5:11], x[5:11].long())
