@@ -164,3 +164,27 @@ def test_buffer_state_holds_only_the_filled_rows_and_restores_the_capacity():
         assert x[5:10].tolist() == [5.0, 6.0, 7.0, 8.0, 9.0]  # the restored rows
         assert x[10].item() == 100.0
         assert torch.equal(target.storage._storage["next", "y"][5:11], x[5:11].long())
+
+
+def test_two_constraints_read_from_the_task_info():
+    torch.manual_seed(0)
+    nets = make_sac_networks(11, 3, (8,), seed=0)
+    band = {"cost_limit": [25.0, 200.0], "upper_slack": 0.0, "lower_slack": [-9.0, -67.0]}
+    algo = SAC(nets, make_strategy("soft_switch", **band), num_constraints=2)
+    trainer = OffPolicyTrainer(
+        functools.partial(gymnasium.make, "SafetyHopperVelocityEffort-v1"),
+        algo,
+        nets.actor,
+        make_replay_buffer(1000, 16),
+        steps_per_epoch=100,
+        warmup_steps=80,
+        num_constraints=2,
+    )
+    metrics = trainer.run_epoch()
+    trainer.shutdown()
+    costs = trainer.replay_buffer.storage._storage["next", "cost"][:100]
+    assert costs.shape == (100, 2) and costs[:, 1].sum() > 0  # the effort cost, per step
+    assert not torch.equal(costs[:, 0], costs[:, 1])
+    assert metrics["updates"] == 20
+    for key in ("loss/cost", "loss/cost_1", "cost_q_value_1", "episode_cost_1"):
+        assert key in metrics
