@@ -35,11 +35,12 @@ from torchrl.objectives.sac import compute_rsample_log_prob
 def ensemble(module: TensorDictModule, params: TensorDictBase, td: TensorDictBase) -> Tensor:
     """``module`` under each of the stacked ``params`` [N, ...] on the same input, its single
     output stacked: [N, *batch, 1]. The plain network inside ``module`` is called with
-    :func:`torch.func.functional_call` once per member (N is 1 or 2 here: a loop costs less
-    than the TensorDict machinery of a vectorised map)."""
+    :func:`torch.func.functional_call` once per member (N is small here, twin critics or one
+    per constraint: a loop costs less than the TensorDict machinery of a vectorised map)."""
     inputs = tuple(td.get(key) for key in module.in_keys)
     flat = params.flatten_keys(".")
-    names = [name.removeprefix("module.") for name in flat.keys()]  # noqa: SIM118 (iterating a TensorDict walks its batch)
+    # keys(), not iteration: iterating a TensorDict walks its batch dimension
+    names = [name.removeprefix("module.") for name in flat.keys()]  # noqa: SIM118
     tensors = list(flat.values())
     return torch.stack(
         [
