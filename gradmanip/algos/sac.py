@@ -58,6 +58,8 @@ class SAC:
         alpha_init, target_entropy, fixed_alpha: the temperature (``"auto"``: ``-dim(A)``).
         max_grad_norm: clip of the combined actor update and of the critics' gradient
             (``None`` disables).
+        actor_delay: the actor and the temperature are updated at every ``actor_delay``-th
+            critic update (1: every update, the SAC reference; OmniSafe's SAC uses 2).
         on_nonfinite: ``"raise"`` or ``"skip"`` (passed to the gradient driver).
     """
 
@@ -77,6 +79,7 @@ class SAC:
         target_entropy: str | float = "auto",
         fixed_alpha: bool = False,
         max_grad_norm: float | None = None,
+        actor_delay: int = 1,
         on_nonfinite: str = "raise",
     ) -> None:
         if not isinstance(networks, SACNetworks):
@@ -96,6 +99,7 @@ class SAC:
             None if max_grad_norm is None else check_float("max_grad_norm", max_grad_norm, 0.0)
         )
         self.num_constraints = check_int("num_constraints", num_constraints, 1)
+        self.actor_delay = check_int("actor_delay", actor_delay, 1)
         self.networks = networks
         self.strategy = strategy
         self.loss_module = SafeSACLoss(
@@ -129,36 +133,45 @@ class SAC:
         return (
             f"SAC(strategy={type(self.strategy).__name__}, lr={self.lr}, "
             f"critic_lr={self.critic_lr}, alpha_lr={self.alpha_lr}, tau={self.tau}, "
-            f"max_grad_norm={self.max_grad_norm}, loss={self.loss_module!r})"
+            f"max_grad_norm={self.max_grad_norm}, actor_delay={self.actor_delay}, "
+            f"loss={self.loss_module!r})"
         )
 
     def update(self, batch: TensorDictBase, episode_cost: Tensor) -> dict[str, Value | Tensor]:
-        """One gradient step of critics, actor (through the strategy), temperature and target
-        critics on a replay ``batch``; returns the step's losses and values (tensors, [K] for
-        per-constraint ones) and the strategy's diagnostics under ``strategy/<name>``."""
+        """One gradient step of critics, actor (through the strategy; every ``actor_delay``-th
+        call), temperature and target critics on a replay ``batch``; returns the step's losses
+        and values (tensors, [K] for per-constraint ones) and, on actor steps, the strategy's
+        diagnostics under ``strategy/<name>``."""
         episode_cost = as_episode_cost(episode_cost).reshape(-1)
-        losses = self.loss_module(batch)
-        # the actor's directions first: their graph reads the critics' current weights
-        result = self.driver.backward(losses, episode_cost, self.max_grad_norm)
+        loss = self.loss_module
+        losses = loss.critic_losses(batch)
+        actor_step = self.updates_done % self.actor_delay == 0
+        result = None
+        if actor_step:
+            # the actor's directions first: their graph reads the critics' current weights
+            losses.update(loss.actor_losses(batch))
+            result = self.driver.backward(losses, episode_cost, self.max_grad_norm)
         self.critic_optimizer.zero_grad(set_to_none=True)
         (losses.get("loss_qvalue") + losses.get("loss_cost_qvalue")).backward()
         if self.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.critic_params, self.max_grad_norm, foreach=True)
         self.critic_optimizer.step()
-        if not result.skipped:
-            self.actor_optimizer.step()
-        if self.alpha_optimizer is not None:
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            losses.get("loss_alpha").backward()
-            self.alpha_optimizer.step()
+        if actor_step:
+            if not result.skipped:
+                self.actor_optimizer.step()
+            if self.alpha_optimizer is not None:
+                self.alpha_optimizer.zero_grad(set_to_none=True)
+                losses.get("loss_alpha").backward()
+                self.alpha_optimizer.step()
         self.target_updater.step()
         self.updates_done += 1
         metrics: dict[str, Value | Tensor] = {
-            name: losses.get(key).detach() for name, key in METRICS.items()
+            name: losses.get(key).detach() for name, key in METRICS.items() if key in losses
         }
-        metrics["skipped_steps"] = float(result.skipped)
-        for name, value in result.diagnostic_values.items():
-            metrics[f"strategy/{name}"] = value
+        if result is not None:
+            metrics["skipped_steps"] = float(result.skipped)
+            for name, value in result.diagnostic_values.items():
+                metrics[f"strategy/{name}"] = value
         return metrics
 
     # ---------------------------------------------------------------------------- checkpoint

@@ -160,8 +160,21 @@ class SafeSACLoss(SACLoss):
         pass
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Every entry: :meth:`critic_losses`, then :meth:`actor_losses` (in that order of random
+        draws: the next actions of the reward and cost targets, then the actor's sample)."""
+        critics = self.critic_losses(tensordict)
+        return critics.update(self.actor_losses(tensordict))
+
+    def critic_losses(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """``loss_qvalue`` (twin reward critics, TorchRL's SAC v2 loss) and ``loss_cost_qvalue``."""
         loss_qvalue, _ = self.qvalue_v2_loss(tensordict)
-        loss_cost_qvalue = self.cost_qvalue_loss(tensordict)
+        return TensorDict(
+            {"loss_qvalue": loss_qvalue, "loss_cost_qvalue": self.cost_qvalue_loss(tensordict)}
+        )
+
+    def actor_losses(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """The per-objective actor losses on one reparameterised sample, the temperature loss
+        and their diagnostics."""
         with (
             set_exploration_type(ExplorationType.RANDOM),
             self.actor_network_params.to_module(self.actor_network),
@@ -181,8 +194,6 @@ class SafeSACLoss(SACLoss):
             {
                 "loss_objective": (alpha * log_prob - min_q).mean(),
                 "loss_cost_objective": q_cost.mean(-1),
-                "loss_qvalue": loss_qvalue,
-                "loss_cost_qvalue": loss_cost_qvalue,
                 "loss_alpha": self.alpha_loss(log_prob.detach()).mean(),
                 "alpha": alpha,
                 "entropy": -log_prob.detach().mean(),

@@ -51,7 +51,7 @@ class OffPolicyAlgorithm(Protocol):
 def epoch_means(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Per metric, the mean over the epoch's update steps (``name_k`` for entry k of [K])."""
     out: dict[str, float] = {}
-    for name in rows[0]:
+    for name in dict.fromkeys(name for row in rows for name in row):  # in order of appearance
         values = [row[name] for row in rows if name in row]
         if isinstance(values[0], Tensor):
             stacked = torch.stack(values).double()

@@ -127,3 +127,17 @@ def test_state_dict_round_trip_continues_identically():
 def test_bad_settings_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_sac(**kwargs)
+
+
+def test_actor_delay_updates_the_actor_every_second_step():
+    sac = make_sac("lagrangian", actor_delay=2)
+    actor, critics = flat(sac.actor_params), flat(sac.critic_params)
+    first = sac.update(replay_batch(0), torch.tensor([5.0]))
+    after_first = flat(sac.actor_params)
+    assert not torch.equal(actor, after_first) and "loss/reward" in first
+    second = sac.update(replay_batch(1), torch.tensor([5.0]))
+    assert torch.equal(after_first, flat(sac.actor_params))  # critics only
+    assert "loss/reward" not in second and "loss/qvalue" in second
+    assert not torch.equal(critics, flat(sac.critic_params))
+    sac.update(replay_batch(2), torch.tensor([5.0]))
+    assert not torch.equal(after_first, flat(sac.actor_params))
