@@ -122,6 +122,7 @@ def test_state_dict_round_trip_continues_identically():
         ({"lr": -1.0}, "lr"),
         ({"gamma": 2.0}, "gamma"),
         ({"num_constraints": 0}, "num_constraints"),
+        ({"actor_delay": 0}, "actor_delay"),
     ],
 )
 def test_bad_settings_are_named(kwargs, match):
