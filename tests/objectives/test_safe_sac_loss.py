@@ -19,6 +19,7 @@ LOW, HIGH = torch.tensor([-2.0, -1.0]), torch.tensor([1.0, 3.0])
 def batch() -> TensorDict:
     g = torch.Generator().manual_seed(1)
     terminated = torch.tensor([[False], [True], [False], [False], [True]])
+    truncated = torch.tensor([[False], [False], [True], [False], [False]])  # bootstrapped
     return TensorDict(
         {
             "observation": torch.randn(B, OBS, generator=g),
@@ -28,7 +29,8 @@ def batch() -> TensorDict:
                 "reward": torch.randn(B, 1, generator=g),
                 "cost": torch.rand(B, K, generator=g),
                 "terminated": terminated,
-                "done": terminated,
+                "truncated": truncated,
+                "done": terminated | truncated,
             },
         },
         [B],
