@@ -2,11 +2,14 @@
 
     python recipes/ppo_softswitch.py                                   # the main job
     python recipes/ppo_softswitch.py env=SafetyWalker2d-v4 strategy=lagrangian algo=trpo seed=3
+    python recipes/ppo_softswitch.py algo=sac strategy=lagrangian     # SAC-Lagrangian
     python recipes/ppo_softswitch.py resume=true                       # continue after a stop
     python recipes/ppo_softswitch.py -m seed=0,1,2 strategy=soft_switch,lagrangian   # a sweep
 
 Each epoch: collect -> episode statistics -> reward and cost advantages -> strategy state ->
-per-objective gradients combined by the strategy -> log, checkpoint. The run directory receives
+per-objective gradients combined by the strategy -> log, checkpoint. With ``algo=sac`` an epoch
+is N environment steps, each stored in a replay buffer and followed by SAC updates whose
+per-objective actor gradients the strategy combines. The run directory receives
 ``metrics.csv``, ``run.json``, ``checkpoints/last.pt``, ``curves.png`` and ``summary.json``.
 """
 
@@ -31,6 +34,7 @@ from gradmanip.experiment.collection import (
 from gradmanip.experiment.config_checks import check_run_config, check_run_dir, run_dir_field
 from gradmanip.experiment.evaluate import final_evaluation
 from gradmanip.experiment.exit_status import exit_with_status
+from gradmanip.experiment.off_policy_run import build_off_policy, is_off_policy, off_policy_algo
 from gradmanip.experiment.resolvers import register_resolvers
 from gradmanip.experiment.stop_signals import RunStopped
 from gradmanip.experiment.training_run import TrainingRun
@@ -82,6 +86,8 @@ def build_strategy(cfg: DictConfig):
 
 def build_algo(cfg: DictConfig, strategy, actor_critic=None):
     """The base algorithm of ``cfg.algo`` (on tiny networks when none are given: a check)."""
+    if is_off_policy(cfg):
+        return off_policy_algo(cfg, strategy, actor_critic)
     actor_critic = actor_critic or make_actor_critic(
         1, 1, cfg.hidden, num_costs=safe_envs.num_costs(cfg.env.id)
     )
@@ -89,6 +95,14 @@ def build_algo(cfg: DictConfig, strategy, actor_critic=None):
 
 
 def build(cfg: DictConfig) -> SimpleNamespace:
+    """The run's parts: off-policy ones (replay buffer, updates per step) for ``algo=sac``,
+    on-policy ones otherwise."""
+    if is_off_policy(cfg):
+        return build_off_policy(cfg, build_strategy(cfg))
+    return build_on_policy(cfg)
+
+
+def build_on_policy(cfg: DictConfig) -> SimpleNamespace:
     """Task, networks, strategy, base algorithm, advantages, collection and the trainer."""
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
@@ -125,7 +139,12 @@ def build(cfg: DictConfig) -> SimpleNamespace:
     episodes = EpisodeTracker(num_constraints=num_costs, carry_over=False)
     trainer = Trainer(collector, algo, nets, advantages, episodes, seed=cfg.seed)
     return SimpleNamespace(
-        nets=nets, strategy=strategy, collector=collector, trainer=trainer, task_kwargs=task_kwargs
+        nets=nets,
+        strategy=strategy,
+        collector=collector,
+        trainer=trainer,
+        task_kwargs=task_kwargs,
+        policy_net=nets.policy_net,
     )
 
 
@@ -149,8 +168,9 @@ def describe(cfg: DictConfig, parts: SimpleNamespace) -> dict:
 
 
 def train_epochs(trainer: Trainer, run: TrainingRun) -> None:
-    """One policy iteration per epoch (collect, statistics, advantages, strategy state, update)
-    until the budget is spent or a stop is asked; logs and checkpoints on the way."""
+    """One epoch at a time (on-policy: collect, statistics, advantages, strategy state, update;
+    off-policy: strategy state, then steps and replay updates) until the budget is spent or a
+    stop is asked; logs and checkpoints on the way."""
     while run.active(trainer):
         try:
             metrics = trainer.run_epoch()
@@ -175,7 +195,7 @@ def finish(cfg: DictConfig, parts: SimpleNamespace, run: TrainingRun) -> dict:
     }
     summary["cost_limit"] = OmegaConf.to_container(cfg.env, resolve=True)["cost_limit"]
     summary |= final_evaluation(
-        parts.nets.policy_net,
+        parts.policy_net,
         cfg.env.id,
         parts.task_kwargs,
         episodes=cfg.eval_episodes,

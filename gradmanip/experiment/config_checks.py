@@ -225,6 +225,44 @@ def _check_minibatch(cfg: DictConfig, field: str, batch: int) -> None:
         )
 
 
+def _check_off_policy(cfg: DictConfig, total: int) -> None:
+    """The replay settings of an off-policy base (``algo.kind: off_policy``) fit together and
+    with the run: one environment in this process, raw observations, a batch no larger than
+    the buffer, updates after the warm-up."""
+    if _get(cfg, "normalize_obs"):
+        raise ConfigError(
+            f"normalize_obs: algo={cfg.algo.name} stores raw observations in its replay buffer; "
+            "set normalize_obs=false"
+        )
+    if _get(cfg, "num_workers") != 1 or _get(cfg, "envs_per_worker") != 1:
+        raise ConfigError(
+            f"num_workers / envs_per_worker: algo={cfg.algo.name} steps one environment in this "
+            "process; set num_workers=1 and envs_per_worker=1"
+        )
+    batch = _int_at_least(cfg, "algo.batch_size", 1)
+    buffer = _int_at_least(cfg, "algo.buffer_size", 1)
+    if batch > buffer:
+        raise ConfigError(
+            f"algo.batch_size ({batch}) is larger than algo.buffer_size ({buffer}): lower "
+            "algo.batch_size or raise algo.buffer_size"
+        )
+    warmup = _int_at_least(cfg, "algo.warmup_steps", 0)
+    if warmup >= total:
+        raise ConfigError(
+            f"algo.warmup_steps ({warmup}) must be smaller than total_steps ({total}), else no "
+            "update runs: lower algo.warmup_steps or raise total_steps"
+        )
+    ratio = _get(cfg, "algo.updates_per_step")
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < math.inf:
+        raise ConfigError(f"algo.updates_per_step must be a number > 0, got {ratio!r}")
+    _int_at_least(cfg, "algo.cost_window", 1)
+    sampler = _get(cfg, "algo.sampler")
+    if sampler not in ("random", "without_replacement"):
+        raise ConfigError(
+            f"algo.sampler must be one of random, without_replacement; got {sampler!r}"
+        )
+
+
 def _check_logger(cfg: DictConfig) -> None:
     """The logging backends are known and their optional packages installed."""
     check_backends(list(_get(cfg, "logger.backends")))
@@ -298,7 +336,10 @@ def check_run_config(
     hidden = _get(cfg, "hidden")
     if len(hidden) == 0 or any(not isinstance(h, int) or h < 1 for h in hidden):
         raise ConfigError(f"hidden must be a non-empty list of positive widths, got {hidden}")
-    for field in ("algo.gamma", "algo.lmbda"):
+    off_policy = OmegaConf.select(cfg, "algo.kind", default="on_policy") == "off_policy"
+    if off_policy:
+        _check_off_policy(cfg, total)
+    for field in ("algo.gamma",) if off_policy else ("algo.gamma", "algo.lmbda"):
         value = _get(cfg, field)
         if not isinstance(value, int | float) or not 0 <= value <= 1:
             raise ConfigError(f"{field} must lie in [0, 1], got {value!r}")

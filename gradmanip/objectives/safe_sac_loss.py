@@ -1,0 +1,239 @@
+"""SAC's losses with one actor loss per objective, for a gradient driver to combine.
+
+TorchRL's :class:`~torchrl.objectives.SACLoss` (Haarnoja et al. 2018, SAC v2) gives the twin
+reward critics' loss and the temperature loss; this subclass adds one cost critic per
+constraint and splits the actor loss by objective. With ``a ~ pi(.|s)`` reparameterised
+(one sample shared by every objective) and ``alpha = exp(log_alpha)``:
+
+    L_r    = E[alpha log pi(a|s) - min_i Q_r,i(s, a)]                       (eq. 7)
+    L_c[k] = E[Q_c,k(s, a)]
+    y_r    = r + gamma (1 - terminal) (min_i Q'_r,i(s', a') - alpha log pi(a'|s'))  (eq. 3, 5)
+    y_c[k] = c_k + gamma_c (1 - terminal) Q'_c,k(s', a')
+    L_alpha = E[-log_alpha (log pi(a|s) + H_target)]                          (eq. 18)
+
+Critic losses are squared errors against the targets (twin reward critics summed, cost critics
+summed over constraints). The cost critics are single (not twin): a minimum over twins would
+underestimate the cost, an optimism about safety; OmniSafe's SAC-Lagrangian uses one as well.
+The targets Q' are Polyak averages kept by TorchRL's :class:`~torchrl.objectives.SoftUpdate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDict, TensorDictBase, TensorDictParams
+from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule
+from tensordict.utils import NestedKey
+from torch import Tensor
+from torch.func import functional_call
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.objectives import SACLoss, ValueEstimators
+from torchrl.objectives.sac import compute_rsample_log_prob
+
+
+def ensemble(module: TensorDictModule, params: TensorDictBase, td: TensorDictBase) -> Tensor:
+    """``module`` under each of the stacked ``params`` [N, ...] on the same input, its single
+    output stacked: [N, *batch, 1]. The plain network inside ``module`` is called with
+    :func:`torch.func.functional_call` once per member (N is small here, twin critics or one
+    per constraint: a loop costs less than the TensorDict machinery of a vectorised map)."""
+    inputs = tuple(td.get(key) for key in module.in_keys)
+    flat = params.flatten_keys(".")
+    # keys(), not iteration: iterating a TensorDict walks its batch dimension
+    names = [name.removeprefix("module.") for name in flat.keys()]  # noqa: SIM118
+    tensors = list(flat.values())
+    return torch.stack(
+        [
+            functional_call(
+                module.module, dict(zip(names, [t[i] for t in tensors], strict=True)), inputs
+            )
+            for i in range(params.batch_size[0])
+        ]
+    )
+
+
+class SafeSACLoss(SACLoss):
+    """SAC's critic and temperature losses plus per-objective actor losses (see the module
+    docstring).
+
+    Output entries: ``loss_objective`` (``L_r``, the reward objective), ``loss_cost_objective``
+    [K] (``L_c``), ``loss_qvalue`` (twin reward critics), ``loss_cost_qvalue`` (cost critics),
+    ``loss_alpha``, and the diagnostics ``alpha``, ``entropy`` (``-log pi`` of the actor's
+    sample), ``q_value`` (mean ``min_i Q_r,i``), ``cost_q_value`` [K].
+
+    Args:
+        actor_network: a tanh-Gaussian probabilistic actor (see
+            :func:`gradmanip.rl.sac_models.make_sac_networks`).
+        qvalue_network: the reward critic, copied into ``num_qvalue_nets`` twins.
+        cost_qvalue_network: the cost critic, copied once per constraint.
+        num_constraints: K.
+        gamma, cost_gamma: discounts of the reward and cost targets (``cost_gamma`` defaults to
+            ``gamma``).
+        alpha_init, target_entropy, fixed_alpha, min_alpha, max_alpha: the temperature
+            (``target_entropy="auto"``: minus the action dimension).
+    """
+
+    @dataclass
+    class _AcceptedKeys(SACLoss._AcceptedKeys):
+        cost: NestedKey = "cost"
+        cost_action_value: NestedKey = "cost_action_value"
+
+    default_keys = _AcceptedKeys
+    cost_qvalue_network: TensorDictModule
+    cost_qvalue_network_params: TensorDictParams
+    target_cost_qvalue_network_params: TensorDictParams
+
+    def __init__(
+        self,
+        actor_network: ProbabilisticTensorDictSequential,
+        qvalue_network: TensorDictModule,
+        cost_qvalue_network: TensorDictModule,
+        *,
+        num_constraints: int = 1,
+        gamma: float = 0.99,
+        cost_gamma: float | None = None,
+        num_qvalue_nets: int = 2,
+        alpha_init: float = 1.0,
+        target_entropy: str | float = "auto",
+        fixed_alpha: bool = False,
+        min_alpha: float | None = None,
+        max_alpha: float | None = None,
+    ) -> None:
+        if isinstance(num_constraints, bool) or not isinstance(num_constraints, int):
+            raise TypeError(f"num_constraints must be an int, got {num_constraints!r}")
+        if num_constraints < 1:
+            raise ValueError(f"num_constraints must be >= 1, got {num_constraints}")
+        cost_gamma = gamma if cost_gamma is None else cost_gamma
+        for name, value in (("gamma", gamma), ("cost_gamma", cost_gamma)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        if not alpha_init > 0:
+            raise ValueError(f"alpha_init must be > 0, got {alpha_init}")
+        super().__init__(
+            actor_network,
+            qvalue_network,
+            num_qvalue_nets=num_qvalue_nets,
+            loss_function="l2",
+            alpha_init=alpha_init,
+            min_alpha=min_alpha,
+            max_alpha=max_alpha,
+            action_spec=actor_network.spec,
+            fixed_alpha=fixed_alpha,
+            target_entropy=target_entropy,
+        )
+        self.convert_to_functional(
+            cost_qvalue_network,
+            "cost_qvalue_network",
+            num_constraints,
+            create_target_params=True,
+            compare_against=list(self.actor_network_params.values(True, True)),
+        )
+        self.num_constraints = num_constraints
+        self.gamma = float(gamma)
+        self.cost_gamma = float(cost_gamma)
+        self.make_value_estimator(ValueEstimators.TD0, gamma=self.gamma)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_constraints={self.num_constraints}, "
+            f"num_qvalue_nets={self.num_qvalue_nets}, gamma={self.gamma}, "
+            f"cost_gamma={self.cost_gamma}, target_entropy={float(self.target_entropy):.4g}, "
+            f"fixed_alpha={self.fixed_alpha})"
+        )
+
+    @property
+    def out_keys(self) -> list[NestedKey]:
+        return [
+            "loss_objective",
+            "loss_cost_objective",
+            "loss_qvalue",
+            "loss_cost_qvalue",
+            "loss_alpha",
+            "alpha",
+            "entropy",
+            "q_value",
+            "cost_q_value",
+        ]
+
+    @out_keys.setter
+    def out_keys(self, values) -> None:  # SACLoss assigns it once; the keys are fixed here
+        pass
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Every entry: :meth:`critic_losses`, then :meth:`actor_losses` (in that order of random
+        draws: the next actions of the reward and cost targets, then the actor's sample)."""
+        critics = self.critic_losses(tensordict)
+        return critics.update(self.actor_losses(tensordict))
+
+    def critic_losses(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """``loss_qvalue`` (twin reward critics, TorchRL's SAC v2 loss) and ``loss_cost_qvalue``."""
+        loss_qvalue, _ = self.qvalue_v2_loss(tensordict)
+        return TensorDict(
+            {"loss_qvalue": loss_qvalue, "loss_cost_qvalue": self.cost_qvalue_loss(tensordict)}
+        )
+
+    def actor_losses(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """The per-objective actor losses on one reparameterised sample, the temperature loss
+        and their diagnostics."""
+        with (
+            set_exploration_type(ExplorationType.RANDOM),
+            self.actor_network_params.to_module(self.actor_network),
+        ):
+            action, log_prob = compute_rsample_log_prob(self.actor_network.get_dist(tensordict))
+        observed = tensordict.select(*self.qvalue_network.in_keys, strict=False)
+        observed.set(self.tensor_keys.action, action)
+        q_reward = ensemble(
+            self.qvalue_network, self.qvalue_network_params.detach(), observed
+        ).squeeze(-1)
+        q_cost = ensemble(
+            self.cost_qvalue_network, self.cost_qvalue_network_params.detach(), observed
+        ).squeeze(-1)
+        min_q = q_reward.min(0)[0]
+        alpha = self._alpha
+        return TensorDict(
+            {
+                "loss_objective": (alpha * log_prob - min_q).mean(),
+                "loss_cost_objective": q_cost.mean(-1),
+                "loss_alpha": self.alpha_loss(log_prob.detach()).mean(),
+                "alpha": alpha,
+                "entropy": -log_prob.detach().mean(),
+                "q_value": min_q.detach().mean(),
+                "cost_q_value": q_cost.detach().mean(-1),
+            }
+        )
+
+    def cost_targets(self, tensordict: TensorDictBase) -> Tensor:
+        """``y_c`` [K, B]: ``c + gamma_c (1 - terminal) Q'_c(s', a')`` with ``a' ~ pi(.|s')``."""
+        keys = self.tensor_keys
+        with torch.no_grad():
+            following = tensordict.get("next")
+            with (
+                set_exploration_type(ExplorationType.RANDOM),
+                self.actor_network_params.to_module(self.actor_network),
+            ):
+                dist = self.actor_network.get_dist(following)
+                next_action = compute_rsample_log_prob(dist)[0]
+            inputs = following.select(*self.cost_qvalue_network.in_keys, strict=False)
+            inputs.set(keys.action, next_action)
+            next_q = ensemble(
+                self.cost_qvalue_network, self.target_cost_qvalue_network_params, inputs
+            ).squeeze(-1)
+            batch = next_q.shape[-1]
+            cost = following.get(keys.cost).reshape(batch, -1).T
+            if cost.shape[0] != self.num_constraints:
+                raise ValueError(
+                    f"{('next', keys.cost)!r} has {cost.shape[0]} constraint(s) but the loss "
+                    f"was built with num_constraints={self.num_constraints}"
+                )
+            alive = 1.0 - following.get(keys.terminated).reshape(batch).to(cost.dtype)
+            return cost + self.cost_gamma * alive * next_q
+
+    def cost_qvalue_loss(self, tensordict: TensorDictBase) -> Tensor:
+        """Squared errors of the cost critics against :meth:`cost_targets`, summed over the K
+        critics, averaged over the batch."""
+        target = self.cost_targets(tensordict)
+        inputs = tensordict.select(*self.cost_qvalue_network.in_keys, strict=False)
+        predicted = ensemble(
+            self.cost_qvalue_network, self.cost_qvalue_network_params, inputs
+        ).squeeze(-1)
+        return (predicted - target).square().mean(-1).sum()
