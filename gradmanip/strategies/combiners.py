@@ -120,15 +120,17 @@ class _WeightedCombiner(Combiner):
         self.reward_weight = reward.item()
         self.cost_weight = cost.tolist()
 
-    def weights(self, num_directions: int) -> list[float]:
+    def weights(self, num_directions: int, active: Sequence[bool] | None = None) -> list[float]:
         """Weights (x_r, x_c[0], ..., x_c[K-1]) for M = ``num_directions``: a scalar cost weight
-        is the constraints' total weight, shared equally (x_c / K each), so that the weights
-        sum to x_r + x_c for any K; a sequence gives each constraint its own weight."""
+        is the total weight of the active constraints (all by default), shared equally (x_c / K
+        each for K active), so that the weights sum to x_r + x_c for any K; a sequence gives each
+        constraint its own weight. Inactive directions get weight 0."""
+        active = [True] * num_directions if active is None else list(active)
         cost = self.cost_weight
         if len(cost) == 1:
-            count = num_directions - 1
-            cost = [cost[0] / count] * count
-        return [self.reward_weight, *cost]
+            count = max(1, sum(active[1:]))
+            cost = [cost[0] / count] * (num_directions - 1)
+        return [w if on else 0.0 for w, on in zip([self.reward_weight, *cost], active, strict=True)]
 
     def _settings(self) -> dict[str, object]:
         return {
@@ -145,10 +147,7 @@ class WeightedSumCombiner(_WeightedCombiner):
         super().__init__(reward_weight, cost_weight)
 
     def coefficients(self, gram: Gram, active: Sequence[bool] | None = None) -> list[float]:
-        weights = self.weights(len(gram))
-        if active is not None:
-            weights = [w if on else 0.0 for w, on in zip(weights, active, strict=True)]
-        return weights
+        return self.weights(len(gram), active)
 
 
 class ProjectionCombiner(_WeightedCombiner):
@@ -169,7 +168,7 @@ class ProjectionCombiner(_WeightedCombiner):
 
     def coefficients(self, gram: Gram, active: Sequence[bool] | None = None) -> list[float]:
         size = len(gram)
-        weights = self.weights(size)
+        weights = self.weights(size, active)
         if size == 2 and active is None:
             return _two_task_projection(gram, weights[0], weights[1])
         matrix = projection_matrix(gram, fixed_order(size), active)

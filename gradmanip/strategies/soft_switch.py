@@ -40,9 +40,11 @@ class SoftSwitch(Strategy):
     K > 1 constraints (one band per constraint, scalar settings shared by all): cost only if ANY
     constraint is above its band (update = the violated constraints' directions, projected
     against each other on conflict and averaged: weights summing to 1); reward only if ALL are
-    below their bands; otherwise in band, where the combiner sees all 1 + K directions (the
-    default shares x_c equally, x_c / K per constraint, so the weights again sum to
-    x_r + x_c = 1). K is fixed when any per-constraint setting is a sequence.
+    below their bands; otherwise in band, where the combiner sees the reward and the constraints in
+    their bands (a constraint below its band is satisfied with margin and left out, as the
+    reward-only mode leaves out a single one); the default shares x_c equally among them, so the
+    weights again sum to x_r + x_c = 1. K is fixed when any per-constraint setting is a
+    sequence.
     """
 
     name = "soft_switch"
@@ -115,15 +117,15 @@ class SoftSwitch(Strategy):
             else:
                 slack.mul_(factor)
 
-    def select_mode(self, episode_cost: Tensor) -> tuple[int, list[bool]]:
-        """Mode code and, per constraint, whether it is above its band."""
+    def select_mode(self, episode_cost: Tensor) -> tuple[int, list[bool], list[bool]]:
+        """Mode code and, per constraint, whether it is above its band and below it."""
         costs = episode_cost.tolist()
         upper_edge, lower_edge = self._band_edges(len(costs))
         above = [c > edge for c, edge in zip(costs, upper_edge, strict=True)]
+        below = [c < edge for c, edge in zip(costs, lower_edge, strict=True)]
         if any(above):
-            return MODE_COST_ONLY, above
-        below = all(c < edge for c, edge in zip(costs, lower_edge, strict=True))
-        return (MODE_REWARD_ONLY if below else MODE_BOTH), above
+            return MODE_COST_ONLY, above, below
+        return (MODE_REWARD_ONLY if all(below) else MODE_BOTH), above, below
 
     def _band_edges(self, count: int) -> tuple[list[float], list[float]]:
         """(b + h+, b + h-) per constraint as floats, recomputed only when a buffer changed
@@ -144,7 +146,7 @@ class SoftSwitch(Strategy):
     def _coefficients(
         self, gram: Gram, episode_cost: Tensor
     ) -> tuple[list[float], dict[str, Value]]:
-        mode, above = self.select_mode(episode_cost)
+        mode, above, below = self.select_mode(episode_cost)
         size = len(gram)
         if mode == MODE_COST_ONLY:
             active = [False, *above]
@@ -153,6 +155,8 @@ class SoftSwitch(Strategy):
             coefficients = [share * sum(row[k] for row in matrix) for k in range(size)]
         elif mode == MODE_REWARD_ONLY:
             coefficients = [1.0] + [0.0] * (size - 1)
+        elif any(below):  # in band, with constraints below their bands left out
+            coefficients = self.in_band.coefficients(gram, [True, *(not b for b in below)])
         else:
             coefficients = self.in_band.coefficients(gram)
         return coefficients, {"mode": mode, **angle_diagnostics(gram)}

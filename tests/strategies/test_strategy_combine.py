@@ -103,7 +103,8 @@ def test_active_mask_drops_directions():
     directions = torch.tensor([[1.0, 0.0], [-1.0, 1.0], [0.0, -1.0]])
     gram = (directions @ directions.T).tolist()
     coefficients = WeightedSumCombiner(1.0, 1.0).coefficients(gram, [True, False, True])
-    assert coefficients == [1.0, 0.0, 0.5]  # the scalar cost weight is shared by K = 2
+    assert coefficients == [1.0, 0.0, 1.0]  # the scalar cost weight goes to the active constraint
+    assert WeightedSumCombiner(1.0, 1.0).coefficients(gram) == [1.0, 0.5, 0.5]
     coefficients = WeightedSumCombiner(1.0, [1.0, 1.0]).coefficients(gram, [True, False, True])
     assert coefficients == [1.0, 0.0, 1.0]
     matrix = projection_matrix(gram, fixed_order(3), [False, True, True])

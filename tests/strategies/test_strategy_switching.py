@@ -187,9 +187,17 @@ def test_in_band_projection_among_all_directions_by_hand():
     expected = 0.5 * torch.tensor([0.6, 0.3]) + 0.25 * torch.tensor([0.4, 0.2])
     expected += 0.25 * torch.tensor([-0.5, -0.5])
     torch.testing.assert_close(update, expected)  # (0.275, 0.075)
-    # one constraint in its band and the other below it: still both, over all 1 + K directions
-    below, _ = strategy.aggregate(g_r, g_c, torch.tensor([10.0, 0.0]))
-    torch.testing.assert_close(below, expected)
+    # one constraint in its band and the other below it: both, over g_r and the constraint in
+    # band only, which receives all of x_c: the two-task projection
+    #   g_r' = d0 + 0.5 d1 = (0.5, 0.5), g_c' = d1 + d0 = (0, 1), update = 0.5 g_r' + 0.5 g_c'
+    below, diagnostics = strategy.aggregate(g_r, g_c, torch.tensor([10.0, 0.0]))
+    assert int(diagnostics["mode"]) == MODE_BOTH
+    torch.testing.assert_close(below, torch.tensor([0.25, 0.75]))
+    # the edge b + h- = 19 itself is in band: the constraint joins again
+    on_edge, _ = strategy.aggregate(g_r, g_c, torch.tensor([10.0, 19.0]))
+    below_edge, _ = strategy.aggregate(g_r, g_c, torch.tensor([10.0, 18.999999]))
+    assert not torch.allclose(on_edge, below_edge)
+    torch.testing.assert_close(below_edge, below)
 
 
 def test_hard_switch_follows_most_violated_constraint():
