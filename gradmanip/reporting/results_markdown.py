@@ -109,8 +109,8 @@ def results_table(results: Sequence[GroupResult], evaluated: bool = True) -> str
     if evaluated:
         header += ["eval reward", "eval cost"]
     header += [f"{share:.0%} of ref." for share in REACH_FRACTIONS]
-    lines = [_row(header), _row(["---"] * len(header))]
-    lines += [_row(_cells(r, with_algo, limit_column, evaluated)) for r in results]
+    lines = [markdown_row(header), markdown_row(["---"] * len(header))]
+    lines += [markdown_row(_cells(r, with_algo, limit_column, evaluated)) for r in results]
     return "\n".join(lines) + "\n"
 
 
@@ -135,11 +135,14 @@ def reference_note(results: Sequence[GroupResult], cut: float | None = None) -> 
 
 def anchors_table(anchors: Sequence[Anchor]) -> str:
     """Published numbers with the budget they were reached at."""
-    lines = [_row(["source", "algorithm", "steps", "reward", "cost"]), _row(["---"] * 5)]
+    lines = [
+        markdown_row(["source", "algorithm", "steps", "reward", "cost"]),
+        markdown_row(["---"] * 5),
+    ]
     for a in anchors:
         source = f"[{a.source}]({a.url})" if a.url else a.source
         cost = DASH if a.cost is None else f"{a.cost:.1f}"
-        lines.append(_row([source, a.algorithm, fmt_steps(a.steps), f"{a.reward:g}", cost]))
+        lines.append(markdown_row([source, a.algorithm, fmt_steps(a.steps), f"{a.reward:g}", cost]))
     return "\n".join(lines) + "\n"
 
 
@@ -148,5 +151,6 @@ def _row_order(result: GroupResult) -> tuple:
     return (g.algo, g.strategy == REFERENCE_STRATEGY, g.strategy, g.total_steps or 0, g.label)
 
 
-def _row(cells: Sequence[str]) -> str:
+def markdown_row(cells: Sequence[str]) -> str:
+    """One Markdown table row."""
     return "| " + " | ".join(str(c) for c in cells) + " |"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gradmanip.reporting.grouping import RunGroup
-from gradmanip.reporting.results_markdown import DASH, fmt_mean_std
+from gradmanip.reporting.results_markdown import DASH, fmt_mean_std, markdown_row
 from gradmanip.reporting.run_metrics import FINAL_FRACTION, WARMUP_FRACTION
 from gradmanip.reporting.runs import RunRecord
 
@@ -39,10 +39,6 @@ class TrainingDiagnostics:
 
 def _tail(rows: Sequence, fraction: float) -> Sequence:
     return rows[-max(1, math.ceil(round(len(rows) * fraction, 9))) :]
-
-
-def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -83,7 +79,7 @@ def diagnostics_table(groups: Sequence[RunGroup], fraction: float = FINAL_FRACTI
         "cost spread",
         "epochs: reward / both / cost",
     ]
-    lines = [_row(header), _row(["---"] * len(header))]
+    lines = [markdown_row(header), markdown_row(["---"] * len(header))]
     for group in sorted(groups, key=lambda g: (g.algo, g.strategy, g.label)):
         figures = [run_diagnostics(run, fraction) for run in group.runs]
         with_modes = [f for f in figures if f.modes]
@@ -93,7 +89,7 @@ def diagnostics_table(groups: Sequence[RunGroup], fraction: float = FINAL_FRACTI
             else DASH
         )
         lines.append(
-            _row(
+            markdown_row(
                 [
                     group.name,
                     fmt_mean_std(f.episode_length for f in figures),

@@ -6,12 +6,9 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from torch import Tensor
-
-from gradmanip.strategies.base import MODE_BOTH, Strategy
+from gradmanip.strategies.combiner_strategy import CombinerStrategy
 from gradmanip.strategies.combiners import Combiner
-from gradmanip.strategies.diagnostics import Value
-from gradmanip.strategies.gram import Gram, angle_diagnostics
+from gradmanip.strategies.gram import Gram
 
 # The exact solve visits every support (2^M - 1 small linear systems): meant for a handful of
 # directions, as in safe RL (M = 1 + K).
@@ -141,26 +138,13 @@ class MGDACombiner(Combiner):
         return coefficients
 
 
-class MGDA(Strategy):
+class MGDA(CombinerStrategy):
     """MGDA on the 1 + K objectives, independent of J_c_hat: the minimum-norm point of the convex
     hull of g_r and every g_c[k] (see :class:`MGDACombiner`). Supports K <= 11; use
     ``SoftSwitch(in_band=MGDACombiner())`` to apply it only inside the PCRPO band.
     """
 
     name = "mgda"
-    diagnostic_names = ("mode", "cosine", "conflict", "reward_weight")
 
     def __init__(self) -> None:
-        super().__init__(num_constraints=None)
-        self.combiner = MGDACombiner()
-
-    def _coefficients(
-        self, gram: Gram, episode_cost: Tensor
-    ) -> tuple[list[float], dict[str, Value]]:
-        coefficients = self.combiner.coefficients(gram)
-        diagnostics = {
-            "mode": MODE_BOTH,
-            **angle_diagnostics(gram),
-            "reward_weight": coefficients[0],
-        }
-        return coefficients, diagnostics
+        super().__init__(MGDACombiner())

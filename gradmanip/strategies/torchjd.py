@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from gradmanip.strategies.base import MODE_BOTH, Strategy
+from gradmanip.strategies.combiner_strategy import CombinerStrategy
 from gradmanip.strategies.combiners import Combiner
-from gradmanip.strategies.diagnostics import Value
-from gradmanip.strategies.gram import Gram, angle_diagnostics
+from gradmanip.strategies.gram import Gram
 
 DTYPE = torch.float64
 INSTALL_HINT = 'pip install "gradmanip[torchjd]"'
@@ -116,26 +115,13 @@ class TorchJDCombiner(Combiner):
         return {"weighting": self.weighting_name, **self.settings}
 
 
-class _TorchJDStrategy(Strategy):
+class _TorchJDStrategy(CombinerStrategy):
     """A TorchJD weighting on the 1 + K directions, independent of J_c_hat."""
 
-    diagnostic_names = ("mode", "cosine", "conflict", "reward_weight")
     weighting_name = ""
 
     def __init__(self, **settings: Any) -> None:
-        super().__init__(num_constraints=None)
-        self.combiner = TorchJDCombiner(self.weighting_name, **settings)
-
-    def _coefficients(
-        self, gram: Gram, episode_cost: Tensor
-    ) -> tuple[list[float], dict[str, Value]]:
-        coefficients = self.combiner.coefficients(gram)
-        diagnostics = {
-            "mode": MODE_BOTH,
-            **angle_diagnostics(gram),
-            "reward_weight": coefficients[0],
-        }
-        return coefficients, diagnostics
+        super().__init__(TorchJDCombiner(self.weighting_name, **settings))
 
     def _settings(self) -> dict[str, object]:
         return self.combiner._settings()
