@@ -1,9 +1,11 @@
 """SAC's losses with one actor loss per objective, for a gradient driver to combine.
 
-TorchRL's :class:`~torchrl.objectives.SACLoss` (Haarnoja et al. 2018, SAC v2) gives the twin
-reward critics' loss and the temperature loss; this subclass adds one cost critic per
-constraint and splits the actor loss by objective. With ``a ~ pi(.|s)`` reparameterised
-(one sample shared by every objective) and ``alpha = exp(log_alpha)``:
+A subclass of TorchRL's :class:`~torchrl.objectives.SACLoss` (Haarnoja et al. 2018, SAC v2),
+which keeps the parameters (twin reward critics stacked [2, ...], their targets, the actor),
+the temperature and its loss; this subclass adds one cost critic per constraint, splits the
+actor loss by objective and computes every critic target from one next action. With
+``a ~ pi(.|s)`` and ``a' ~ pi(.|s')`` reparameterised (each one sample shared by every
+objective) and ``alpha = exp(log_alpha)``:
 
     L_r    = E[alpha log pi(a|s) - min_i Q_r,i(s, a)]                       (eq. 7)
     L_c[k] = E[Q_c,k(s, a)]
@@ -15,6 +17,8 @@ Critic losses are squared errors against the targets (twin reward critics summed
 summed over constraints). The cost critics are single (not twin): a minimum over twins would
 underestimate the cost, an optimism about safety; OmniSafe's SAC-Lagrangian uses one as well.
 The targets Q' are Polyak averages kept by TorchRL's :class:`~torchrl.objectives.SoftUpdate`.
+The MLP critics of each kind run as one ensemble of batched products
+(:mod:`gradmanip.fast.stacked_mlp`).
 """
 
 from __future__ import annotations
@@ -32,21 +36,29 @@ from torchrl.objectives import SACLoss, ValueEstimators
 from torchrl.objectives.sac import compute_rsample_log_prob
 
 
-def ensemble(module: TensorDictModule, params: TensorDictBase, td: TensorDictBase) -> Tensor:
+def ensemble(
+    module: TensorDictModule, params: TensorDictBase, td: TensorDictBase, detach: bool = False
+) -> Tensor:
     """``module`` under each of the stacked ``params`` [N, ...] on the same input, its single
-    output stacked: [N, *batch, 1]. The plain network inside ``module`` is called with
-    :func:`torch.func.functional_call` once per member (N is small here, twin critics or one
-    per constraint: a loop costs less than the TensorDict machinery of a vectorised map)."""
+    output stacked: [N, *batch, 1] (``detach``: no gradient reaches ``params``). A network with
+    a ``forward_stacked(params, *inputs)`` method (the MLP critics of
+    :func:`gradmanip.rl.sac_models.make_sac_networks`) runs its N members at once, by batched
+    products; any other is called with :func:`torch.func.functional_call` once per member (N is
+    small here, twin critics or one per constraint)."""
     inputs = tuple(td.get(key) for key in module.in_keys)
     flat = params.flatten_keys(".")
     # keys(), not iteration: iterating a TensorDict walks its batch dimension
-    names = [name.removeprefix("module.") for name in flat.keys()]  # noqa: SIM118
-    tensors = list(flat.values())
+    named = {
+        name.removeprefix("module."): (tensor.detach() if detach else tensor)
+        for name, tensor in zip(flat.keys(), flat.values(), strict=True)  # noqa: SIM118
+    }
+    stacked = getattr(module.module, "forward_stacked", None)
+    out = None if stacked is None else stacked(named, *inputs)
+    if out is not None:
+        return out
     return torch.stack(
         [
-            functional_call(
-                module.module, dict(zip(names, [t[i] for t in tensors], strict=True)), inputs
-            )
+            functional_call(module.module, {name: t[i] for name, t in named.items()}, inputs)
             for i in range(params.batch_size[0])
         ]
     )
@@ -161,32 +173,80 @@ class SafeSACLoss(SACLoss):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Every entry: :meth:`critic_losses`, then :meth:`actor_losses` (in that order of random
-        draws: the next actions of the reward and cost targets, then the actor's sample)."""
+        draws: the next action of the targets, then the actor's sample)."""
         critics = self.critic_losses(tensordict)
         return critics.update(self.actor_losses(tensordict))
 
+    def _sample(self, tensordict: TensorDictBase) -> tuple[Tensor, Tensor]:
+        """A reparameterised action of the actor and its log-probability."""
+        with (
+            set_exploration_type(ExplorationType.RANDOM),
+            self.actor_network_params.to_module(self.actor_network),
+        ):
+            return compute_rsample_log_prob(self.actor_network.get_dist(tensordict))
+
+    def _critic_inputs(self, tensordict: TensorDictBase, action: Tensor | None) -> TensorDictBase:
+        keys = dict.fromkeys([*self.qvalue_network.in_keys, *self.cost_qvalue_network.in_keys])
+        inputs = tensordict.select(*keys, strict=False)
+        if action is not None:
+            inputs.set(self.tensor_keys.action, action)
+        return inputs
+
+    def targets(self, tensordict: TensorDictBase) -> tuple[Tensor, Tensor]:
+        """The critics' targets on one next action ``a' ~ pi(.|s')``: ``y_r`` [B] (the soft
+        target with the twin minimum) and ``y_c`` [K, B]."""
+        keys = self.tensor_keys
+        with torch.no_grad():
+            following = tensordict.get("next")
+            next_action, next_log_prob = self._sample(following)
+            inputs = self._critic_inputs(following, next_action)
+            next_q = ensemble(
+                self.qvalue_network, self.target_qvalue_network_params, inputs
+            ).squeeze(-1)
+            next_cost_q = ensemble(
+                self.cost_qvalue_network, self.target_cost_qvalue_network_params, inputs
+            ).squeeze(-1)
+            batch = next_q.shape[-1]
+            cost = following.get(keys.cost).reshape(batch, -1).T
+            if cost.shape[0] != self.num_constraints:
+                raise ValueError(
+                    f"{('next', keys.cost)!r} has {cost.shape[0]} constraint(s) but the loss "
+                    f"was built with num_constraints={self.num_constraints}"
+                )
+            alive = 1.0 - following.get(keys.terminated).reshape(batch).to(cost.dtype)
+            reward = following.get(keys.reward).reshape(batch)
+            soft_value = next_q.min(0)[0] - self._alpha * next_log_prob.reshape(batch)
+            return (
+                reward + self.gamma * alive * soft_value,
+                cost + self.cost_gamma * alive * next_cost_q,
+            )
+
     def critic_losses(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """``loss_qvalue`` (twin reward critics, TorchRL's SAC v2 loss) and ``loss_cost_qvalue``."""
-        loss_qvalue, _ = self.qvalue_v2_loss(tensordict)
+        """``loss_qvalue`` (twin reward critics) and ``loss_cost_qvalue`` (cost critics): squared
+        errors against :meth:`targets`, summed over the critics, averaged over the batch."""
+        reward_target, cost_target = self.targets(tensordict)
+        inputs = self._critic_inputs(tensordict, None)
+        q = ensemble(self.qvalue_network, self.qvalue_network_params, inputs).squeeze(-1)
+        cost_q = ensemble(
+            self.cost_qvalue_network, self.cost_qvalue_network_params, inputs
+        ).squeeze(-1)
         return TensorDict(
-            {"loss_qvalue": loss_qvalue, "loss_cost_qvalue": self.cost_qvalue_loss(tensordict)}
+            {
+                "loss_qvalue": (q - reward_target).square().mean(-1).sum(),
+                "loss_cost_qvalue": (cost_q - cost_target).square().mean(-1).sum(),
+            }
         )
 
     def actor_losses(self, tensordict: TensorDictBase) -> TensorDictBase:
         """The per-objective actor losses on one reparameterised sample, the temperature loss
         and their diagnostics."""
-        with (
-            set_exploration_type(ExplorationType.RANDOM),
-            self.actor_network_params.to_module(self.actor_network),
-        ):
-            action, log_prob = compute_rsample_log_prob(self.actor_network.get_dist(tensordict))
-        observed = tensordict.select(*self.qvalue_network.in_keys, strict=False)
-        observed.set(self.tensor_keys.action, action)
+        action, log_prob = self._sample(tensordict)
+        inputs = self._critic_inputs(tensordict, action)
         q_reward = ensemble(
-            self.qvalue_network, self.qvalue_network_params.detach(), observed
+            self.qvalue_network, self.qvalue_network_params, inputs, detach=True
         ).squeeze(-1)
         q_cost = ensemble(
-            self.cost_qvalue_network, self.cost_qvalue_network_params.detach(), observed
+            self.cost_qvalue_network, self.cost_qvalue_network_params, inputs, detach=True
         ).squeeze(-1)
         min_q = q_reward.min(0)[0]
         alpha = self._alpha
@@ -201,39 +261,3 @@ class SafeSACLoss(SACLoss):
                 "cost_q_value": q_cost.detach().mean(-1),
             }
         )
-
-    def cost_targets(self, tensordict: TensorDictBase) -> Tensor:
-        """``y_c`` [K, B]: ``c + gamma_c (1 - terminal) Q'_c(s', a')`` with ``a' ~ pi(.|s')``."""
-        keys = self.tensor_keys
-        with torch.no_grad():
-            following = tensordict.get("next")
-            with (
-                set_exploration_type(ExplorationType.RANDOM),
-                self.actor_network_params.to_module(self.actor_network),
-            ):
-                dist = self.actor_network.get_dist(following)
-                next_action = compute_rsample_log_prob(dist)[0]
-            inputs = following.select(*self.cost_qvalue_network.in_keys, strict=False)
-            inputs.set(keys.action, next_action)
-            next_q = ensemble(
-                self.cost_qvalue_network, self.target_cost_qvalue_network_params, inputs
-            ).squeeze(-1)
-            batch = next_q.shape[-1]
-            cost = following.get(keys.cost).reshape(batch, -1).T
-            if cost.shape[0] != self.num_constraints:
-                raise ValueError(
-                    f"{('next', keys.cost)!r} has {cost.shape[0]} constraint(s) but the loss "
-                    f"was built with num_constraints={self.num_constraints}"
-                )
-            alive = 1.0 - following.get(keys.terminated).reshape(batch).to(cost.dtype)
-            return cost + self.cost_gamma * alive * next_q
-
-    def cost_qvalue_loss(self, tensordict: TensorDictBase) -> Tensor:
-        """Squared errors of the cost critics against :meth:`cost_targets`, summed over the K
-        critics, averaged over the batch."""
-        target = self.cost_targets(tensordict)
-        inputs = tensordict.select(*self.cost_qvalue_network.in_keys, strict=False)
-        predicted = ensemble(
-            self.cost_qvalue_network, self.cost_qvalue_network_params, inputs
-        ).squeeze(-1)
-        return (predicted - target).square().mean(-1).sum()

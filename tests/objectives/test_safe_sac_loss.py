@@ -73,8 +73,8 @@ def test_losses_match_hand_computation():
     td = batch()
     torch.manual_seed(3)
     out = loss(td.clone())
-    torch.manual_seed(3)  # the three draws: next action (reward), next action (cost), action
-    noises = [torch.randn(B, ACT) for _ in range(3)]
+    torch.manual_seed(3)  # the two draws: the targets' next action, then the actor's action
+    noises = [torch.randn(B, ACT) for _ in range(2)]
     with torch.no_grad():
         obs, act = td["observation"], td["action"]
         nxt = td["next", "observation"]
@@ -88,16 +88,15 @@ def test_losses_match_hand_computation():
         expected_q = sum(
             ((mlp(q[i], torch.cat([obs, act], -1)) - y_r) ** 2).mean() for i in range(2)
         )
-        # cost targets: c_k + gamma_c (1 - terminal) Q'_c,k(s', a'')
-        a2, _ = tanh_gaussian_sample(loss, nxt, noises[1])
+        # cost targets on the same next action: c_k + gamma_c (1 - terminal) Q'_c,k(s', a')
         expected_c = 0.0
         for k in range(K):
             y_c = td["next", "cost"][:, k] + cost_gamma * alive * mlp(
-                c_target[k], torch.cat([nxt, a2], -1)
+                c_target[k], torch.cat([nxt, a1], -1)
             )
             expected_c += ((mlp(c[k], torch.cat([obs, act], -1)) - y_c) ** 2).mean()
         # actor losses on one reparameterised sample
-        a3, lp3 = tanh_gaussian_sample(loss, obs, noises[2])
+        a3, lp3 = tanh_gaussian_sample(loss, obs, noises[1])
         sa = torch.cat([obs, a3], -1)
         min_q = torch.min(mlp(q[0], sa), mlp(q[1], sa))
         expected_reward = (alpha * lp3 - min_q).mean()
