@@ -5,24 +5,23 @@
    ``SACLoss`` step (no cost critic) and the same safe-SAC step with the actor moved by one
    backward pass of the reward loss (cost critic trained, no driver). Target ratio <= 1.3.
 2. SAC-Lagrangian on SafetyHopperVelocity-v1, one update per environment step after the warm-up:
-   environment steps per second including updates, and OmniSafe's SAC-Lagrangian on the same
-   machine when its venv exists (``/work/shared/tools/peer-venv.sh``; run only briefly), target
-   >= 3x.
+   environment steps per second over the update epochs, with the SAC reference schedule and with
+   OmniSafe's (actor every second update, fixed temperature), and OmniSafe's SAC-Lagrangian's
+   update epoch (from its progress.csv) when its venv exists (``/work/shared/tools/peer-venv.sh``)
+   and ``GRADMANIP_PEER_BENCH=1``. Target >= 3x.
 
-With ``--benchmark-disable`` the work is scaled down so the suite runs in seconds; the peer is
-only run with benchmarks enabled and ``GRADMANIP_PEER_BENCH=1``.
+With ``--benchmark-disable`` the work is scaled down so the suite runs in seconds.
 
-Measured on the shared 2-core machine (one torch thread, another benchmark running):
+Measured in one run on the idle 2-core machine (one torch thread):
 
-- gradient steps per second: soft switching 49.1, the same step with one reward backward 55.9
-  (1.14x its time, target <= 1.3), TorchRL's SACLoss alone 71.9 (1.47x: it trains no cost
+- gradient steps per second: soft switching 68.7, the same step with one reward backward 79.8
+  (1.16x its time, target <= 1.3), TorchRL's SACLoss alone 89.9 (1.31x: it trains no cost
   critic and computes no cost direction);
-- SafetyHopperVelocity-v1, 4,000 steps (2,000 warm-up, then one update per step), each run at
-  the same time as OmniSafe's SACLag (which updates the actor every second step, with a fixed
-  temperature): 30.4 environment steps per second here against 38.8 (0.78x); with
-  ``actor_delay=2``, the peer's schedule, 52.2 against 62.1 (0.84x), far from the 3x target.
-  At batch 256 and 256x256 MLPs both libraries do the same matrix products, which take about
-  60% of an update here; the rest is TorchRL's functional-parameter machinery.
+- SafetyHopperVelocity-v1, update epochs: 57.6 environment steps per second with the reference
+  schedule, 73.1 with OmniSafe's, against OmniSafe's 82.8 (0.70x and 0.88x; target 3x, missed).
+  At batch 256 and 256x256 MLPs the matrix products are about 70% of an update and both
+  libraries do the same ones, except that gradient manipulation needs the cost direction by a
+  backward pass of its own where OmniSafe's Lagrangian backpropagates one combined loss.
 """
 
 from __future__ import annotations
