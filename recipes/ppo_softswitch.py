@@ -136,7 +136,11 @@ def build_on_policy(cfg: DictConfig) -> SimpleNamespace:
         normalize_obs=cfg.normalize_obs,
         obs_clip=cfg.obs_clip,
     )
-    episodes = EpisodeTracker(num_constraints=num_costs, carry_over=False)
+    episodes = EpisodeTracker(
+        num_constraints=num_costs,
+        carry_over=False,
+        cost_window=OmegaConf.select(cfg, "algo.cost_window"),
+    )
     trainer = Trainer(collector, algo, nets, advantages, episodes, seed=cfg.seed)
     return SimpleNamespace(
         nets=nets,

@@ -339,6 +339,13 @@ def check_run_config(
     off_policy = OmegaConf.select(cfg, "algo.kind", default="on_policy") == "off_policy"
     if off_policy:
         _check_off_policy(cfg, total)
+    elif OmegaConf.select(cfg, "algo.cost_window") is not None:
+        try:
+            _int_at_least(cfg, "algo.cost_window", 1)
+        except ConfigError as error:
+            raise ConfigError(
+                f"{error} (or null: J_c_hat from the episodes of each epoch)"
+            ) from None
     for field in ("algo.gamma",) if off_policy else ("algo.gamma", "algo.lmbda"):
         value = _get(cfg, field)
         if not isinstance(value, int | float) or not 0 <= value <= 1:

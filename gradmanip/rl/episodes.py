@@ -5,8 +5,10 @@ episode may start in one batch and finish in a later one, so the tracker carries
 environment's partial return, cost and length over to the next batch.
 
 ``episode_cost`` is the estimate J_c_hat that the switching rules read (PCRPO, Gu et al. 2024,
-Sec. 4): the mean episodic cost over the episodes that finished in the latest batch; when none
-finished, the previous estimate is kept.
+Sec. 4): the mean episodic cost over the episodes that finished in the latest batch (the paper's
+estimate), or with ``cost_window=W`` over the last W episodes that finished, in this batch or
+earlier ones (a steadier estimate when a batch holds few episodes); when none finished yet, the
+previous estimate is kept.
 """
 
 from __future__ import annotations
@@ -22,28 +24,35 @@ from gradmanip.rl.metric_names import constraint_columns
 @dataclass(frozen=True)
 class EpisodeStats:
     """The episodes that finished in one batch: ``returns [M]``, ``costs [M, K]``,
-    ``lengths [M]`` (M may be 0), plus the running estimate ``episode_cost [K]``."""
+    ``lengths [M]`` (M may be 0), plus the running estimate ``episode_cost [K]`` (J_c_hat;
+    ``windowed``: it averages a window of episodes, not only this batch's)."""
 
     returns: torch.Tensor
     costs: torch.Tensor
     lengths: torch.Tensor
     episode_cost: torch.Tensor
+    windowed: bool = False
 
     @property
     def num_episodes(self) -> int:
         return int(self.returns.numel())
 
     def summary(self) -> dict[str, float]:
-        """Scalar metrics; return/length means are NaN when no episode finished. The estimate is
-        ``episode_cost`` for one constraint; with K > 1, ``episode_cost_k`` per constraint and
-        ``episode_cost`` their sum (see :mod:`gradmanip.rl.metric_names`)."""
+        """Scalar metrics; return/length means are NaN when no episode finished. The batch's
+        mean episodic cost (the estimate when no episode finished) is ``episode_cost`` for one
+        constraint; with K > 1, ``episode_cost_k`` per constraint and ``episode_cost`` their sum
+        (see :mod:`gradmanip.rl.metric_names`). A windowed estimate is also ``cost_estimate``."""
         nan = float("nan")
         out = {
             "episodes": float(self.num_episodes),
             "episode_return": self.returns.mean().item() if self.num_episodes else nan,
             "episode_length": self.lengths.float().mean().item() if self.num_episodes else nan,
         }
-        out.update(constraint_columns("episode_cost", self.episode_cost.tolist(), total=True))
+        batch_cost = self.costs.mean(dim=0) if self.windowed and self.num_episodes else None
+        cost = self.episode_cost if batch_cost is None else batch_cost
+        out.update(constraint_columns("episode_cost", cost.tolist(), total=True))
+        if self.windowed:
+            out.update(constraint_columns("cost_estimate", self.episode_cost.tolist(), total=True))
         return out
 
 
@@ -81,6 +90,8 @@ class EpisodeTracker:
             environments continue across batches). Pass ``False`` when every batch starts fresh
             episodes (``make_collector(..., reset_each_epoch=True)``): partial episodes are then
             dropped, so the estimate only averages whole episodes.
+        cost_window: ``None``: J_c_hat averages the episodes that finished in the latest batch;
+            an integer W >= 1: the last W finished episodes, across batches.
         reward_key, cost_key, done_key: keys under ``"next"``.
     """
 
@@ -90,12 +101,21 @@ class EpisodeTracker:
         initial_episode_cost: float = 0.0,
         *,
         carry_over: bool = True,
+        cost_window: int | None = None,
         reward_key: str = "reward",
         cost_key: str = "cost",
         done_key: str = "done",
     ) -> None:
         if int(num_constraints) < 1:
             raise ValueError(f"num_constraints must be >= 1, got {num_constraints}")
+        if cost_window is not None and (
+            isinstance(cost_window, bool) or not isinstance(cost_window, int) or cost_window < 1
+        ):
+            raise ValueError(
+                f"cost_window must be None (the latest batch's episodes) or an integer >= 1, "
+                f"got {cost_window!r}"
+            )
+        self.cost_window = cost_window
         self.num_constraints = int(num_constraints)
         self.initial_episode_cost = float(initial_episode_cost)
         self.carry_over = bool(carry_over)
@@ -106,15 +126,17 @@ class EpisodeTracker:
         return (
             f"{type(self).__name__}(num_constraints={self.num_constraints}, "
             f"initial_episode_cost={self.initial_episode_cost}, carry_over={self.carry_over}, "
+            f"cost_window={self.cost_window}, "
             f"keys={self.keys})"
         )
 
     def reset(self) -> None:
-        """Forget partial episodes and the estimate."""
+        """Forget partial episodes, the window and the estimate."""
         self.episode_cost = torch.full(
             (self.num_constraints,), self.initial_episode_cost, dtype=torch.float64
         )
         self._carry: dict[str, torch.Tensor] | None = None
+        self._recent = torch.zeros(0, self.num_constraints, dtype=torch.float64)
 
     def _flat(self, batch: TensorDictBase, key: str, feature_dims: int) -> torch.Tensor:
         full_key = ("next", self.keys[key])
@@ -152,17 +174,24 @@ class EpisodeTracker:
             torch.ones_like(reward), done, self._carry["length"]
         )
         if costs.shape[0] > 0:
-            self.episode_cost = costs.mean(dim=0)
+            if self.cost_window is not None:
+                costs_so_far = torch.cat([self._recent, costs])
+                self._recent = costs_so_far[-self.cost_window :].clone()
+                self.episode_cost = self._recent.mean(dim=0)
+            else:
+                self.episode_cost = costs.mean(dim=0)
         return EpisodeStats(
             returns=returns,
             costs=costs,
             lengths=lengths.round().long(),
             episode_cost=self.episode_cost.clone(),
+            windowed=self.cost_window is not None,
         )
 
     def state_dict(self) -> dict:
         return {
             "episode_cost": self.episode_cost.clone(),
+            "recent_costs": self._recent.clone(),
             "carry": None
             if self._carry is None
             else {k: v.clone() for k, v in self._carry.items()},
@@ -170,5 +199,11 @@ class EpisodeTracker:
 
     def load_state_dict(self, state: dict) -> None:
         self.episode_cost = state["episode_cost"].clone().to(torch.float64)
+        recent = state.get("recent_costs")  # absent from checkpoints without a window
+        self._recent = (
+            torch.zeros(0, self.num_constraints, dtype=torch.float64)
+            if recent is None
+            else recent.clone().to(torch.float64)
+        )
         carry = state["carry"]
         self._carry = None if carry is None else {k: v.clone() for k, v in carry.items()}

@@ -246,6 +246,12 @@ def test_existing_run_directory_needs_resume(tmp_path):
         ),
         ("+env.kwargs.damping=2.0", "env.kwargs: damping must be < 1"),
         ("+env.kwargs.max_episode_steps=0", "env.kwargs: max_episode_steps must be a positive"),
+        (
+            "algo.cost_window=0",
+            r"algo.cost_window must be an integer >= 1, got 0 \(or null: J_c_hat from the "
+            r"episodes of each epoch\)",
+        ),
+        ("algo=trpo algo.cost_window=2.5", r"algo.cost_window must be an integer >= 1, got 2.5"),
     ],
 )
 def test_bad_settings_fail_before_training(tmp_path, override, message):
@@ -253,6 +259,18 @@ def test_bad_settings_fail_before_training(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
         ppo_softswitch.train(cfg, tmp_path)
     assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_cost_window_setting_reaches_the_episode_tracker(tmp_path):
+    cfg = compose_cfg("algo.cost_window=3")
+    ppo_softswitch.train(cfg, tmp_path)
+    rows = read_metrics(tmp_path)
+    assert all(math.isfinite(r["cost_estimate"]) for r in rows)
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    assert state["episodes"]["recent_costs"].shape == (3, 1)  # the toy's episodes fill it
+    assert rows[-1]["cost_estimate"] == pytest.approx(
+        state["episodes"]["recent_costs"].mean().item()
+    )
 
 
 def test_whole_floats_are_integers(tmp_path):

@@ -108,6 +108,77 @@ def test_matches_plain_loop_for_any_split_into_batches(num_envs, cuts, num_const
         assert torch.cat(got_lengths).tolist() == [ep[4] for ep in expected]
 
 
+def test_windowed_estimate_averages_the_last_episodes_across_batches():
+    """cost_window=3: J_c_hat is the mean of the last three finished episodes, whichever batch
+    they finished in; the episode_cost column stays the batch's own mean."""
+    tracker = EpisodeTracker(num_constraints=2, cost_window=3, carry_over=False)
+    # batch 1: one env, episodes ending at t = 1 and t = 3; per-step costs [1, 0] then [0, 2]
+    cost = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, 2.0]]])
+    done = torch.tensor([[False, True, False, True]])
+    stats = tracker.update(make_batch(torch.zeros(1, 4), cost, done))
+    assert stats.episode_cost.tolist() == pytest.approx([1.0, 2.0])  # episodes [2, 0], [0, 4]
+    # batch 2: two envs, each one episode of per-step cost [3, 3] (lengths 1 and 2)
+    cost = torch.full((2, 2, 2), 3.0)
+    done = torch.tensor([[True, False], [False, True]])
+    stats = tracker.update(make_batch(torch.zeros(2, 2), cost, done))
+    # window: [0, 4], [3, 3], [6, 6]  (the oldest, [2, 0], fell out)
+    assert stats.episode_cost.tolist() == pytest.approx([3.0, 13 / 3])
+    summary = stats.summary()
+    assert summary["episode_cost_0"] == pytest.approx(4.5)  # this batch's episodes only
+    assert summary["episode_cost_1"] == pytest.approx(4.5)
+    assert summary["cost_estimate_0"] == pytest.approx(3.0)
+    assert summary["cost_estimate"] == pytest.approx(3.0 + 13 / 3)
+    # no episode finishes: the estimate is kept, and so is the window
+    stats = tracker.update(
+        make_batch(torch.zeros(1, 2), torch.ones(1, 2, 2), torch.zeros(1, 2, dtype=torch.bool))
+    )
+    assert stats.episode_cost.tolist() == pytest.approx([3.0, 13 / 3])
+    assert stats.summary()["episode_cost_0"] == pytest.approx(3.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    window=st.integers(1, 5),
+    cuts=st.lists(st.integers(1, 6), min_size=1, max_size=5),
+    seed=st.integers(0, 10_000),
+)
+def test_windowed_estimate_matches_the_plain_loop(window, cuts, seed):
+    generator = torch.Generator().manual_seed(seed)
+    total = sum(cuts)
+    cost = torch.rand(2, total, 1, generator=generator).round()
+    done = torch.rand(2, total, generator=generator) < 0.4
+    tracker = EpisodeTracker(cost_window=window, initial_episode_cost=-1.0)
+    finished: list[float] = []
+    start = 0
+    for cut in cuts:
+        part = slice(start, start + cut)
+        stats = tracker.update(make_batch(torch.zeros(2, cut), cost[:, part], done[:, part]))
+        finished += stats.costs[:, 0].tolist()
+        expected = sum(finished[-window:]) / len(finished[-window:]) if finished else -1.0
+        assert stats.episode_cost.tolist() == pytest.approx([expected])
+        start += cut
+
+
+def test_windowed_state_dict_round_trip_keeps_the_window():
+    tracker = EpisodeTracker(cost_window=2, carry_over=False)
+    one_episode = torch.tensor([[False, True]])
+    tracker.update(make_batch(torch.zeros(1, 2), torch.full((1, 2, 1), 5.0), one_episode))
+    restored = EpisodeTracker(cost_window=2, carry_over=False)
+    restored.load_state_dict(tracker.state_dict())
+    batch = make_batch(torch.zeros(1, 2), torch.ones(1, 2, 1), one_episode)
+    assert restored.update(batch).episode_cost.tolist() == [6.0]  # mean of 10 and 2
+    assert tracker.update(batch).episode_cost.tolist() == [6.0]
+    old_format = {k: v for k, v in tracker.state_dict().items() if k != "recent_costs"}
+    restored.load_state_dict(old_format)  # a checkpoint written without a window
+    assert restored.update(batch).episode_cost.tolist() == [2.0]
+
+
+@pytest.mark.parametrize("window", [0, -3, 2.5, True, "10"])
+def test_bad_cost_window_is_rejected(window):
+    with pytest.raises(ValueError, match="cost_window must be None"):
+        EpisodeTracker(cost_window=window)
+
+
 def test_state_dict_round_trip_carries_partial_episodes():
     tracker = EpisodeTracker()
     reward, cost = torch.ones(1, 3), torch.ones(1, 3, 1)
