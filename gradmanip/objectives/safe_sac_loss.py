@@ -17,8 +17,6 @@ Critic losses are squared errors against the targets (twin reward critics summed
 summed over constraints). The cost critics are single (not twin): a minimum over twins would
 underestimate the cost, an optimism about safety; OmniSafe's SAC-Lagrangian uses one as well.
 The targets Q' are Polyak averages kept by TorchRL's :class:`~torchrl.objectives.SoftUpdate`.
-The MLP critics of each kind run as one ensemble of batched products
-(:mod:`gradmanip.fast.stacked_mlp`).
 """
 
 from __future__ import annotations
@@ -40,11 +38,10 @@ def ensemble(
     module: TensorDictModule, params: TensorDictBase, td: TensorDictBase, detach: bool = False
 ) -> Tensor:
     """``module`` under each of the stacked ``params`` [N, ...] on the same input, its single
-    output stacked: [N, *batch, 1] (``detach``: no gradient reaches ``params``). A network with
-    a ``forward_stacked(params, *inputs)`` method (the MLP critics of
-    :func:`gradmanip.rl.sac_models.make_sac_networks`) runs its N members at once, by batched
-    products; any other is called with :func:`torch.func.functional_call` once per member (N is
-    small here, twin critics or one per constraint)."""
+    output stacked: [N, *batch, 1] (``detach``: no gradient reaches ``params``). The plain
+    network inside ``module`` is called with :func:`torch.func.functional_call` once per member
+    (N is small here, twin critics or one per constraint: a loop costs less than the TensorDict
+    machinery of a vectorised map)."""
     inputs = tuple(td.get(key) for key in module.in_keys)
     flat = params.flatten_keys(".")
     # keys(), not iteration: iterating a TensorDict walks its batch dimension
@@ -52,10 +49,6 @@ def ensemble(
         name.removeprefix("module."): (tensor.detach() if detach else tensor)
         for name, tensor in zip(flat.keys(), flat.values(), strict=True)  # noqa: SIM118
     }
-    stacked = getattr(module.module, "forward_stacked", None)
-    out = None if stacked is None else stacked(named, *inputs)
-    if out is not None:
-        return out
     return torch.stack(
         [
             functional_call(module.module, {name: t[i] for name, t in named.items()}, inputs)

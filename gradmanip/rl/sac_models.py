@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -22,8 +22,6 @@ from torch import Tensor, nn
 from torchrl.data import Bounded
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
-
-from gradmanip.fast.stacked_mlp import is_plain_mlp, stacked_mlp
 
 
 @dataclass
@@ -45,22 +43,9 @@ class StateAction(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
-        self.stackable = is_plain_mlp(net)
 
     def forward(self, observation: Tensor, action: Tensor) -> Tensor:
         return self.net(torch.cat([observation, action], dim=-1))
-
-    def forward_stacked(
-        self, params: Mapping[str, Tensor], observation: Tensor, action: Tensor
-    ) -> Tensor | None:
-        """The N critics whose parameters ``params`` (names as in ``named_parameters``) stack
-        along a leading dimension, at once: [N, *batch, out]; ``None`` when ``net`` is not a
-        plain MLP (the caller then runs the members one by one)."""
-        if not self.stackable:
-            return None
-        x = torch.cat([observation, action], dim=-1)
-        out = stacked_mlp(self.net, params, x.reshape(-1, x.shape[-1]), prefix="net.")
-        return out.reshape(out.shape[0], *x.shape[:-1], out.shape[-1])
 
 
 def _relu_mlp(in_dim: int, out_dim: int, hidden: Sequence[int]) -> MLP:
