@@ -7,7 +7,6 @@ over the last three epochs, within the limit with a return far above a random po
 """
 
 import pytest
-import torch
 from toy_learning import SEED, final, train_on_toy_task
 
 import safe_envs
@@ -17,6 +16,8 @@ from gradmanip.strategies import make_strategy
 TASK = "SafetyPointVelocity-v0"
 LIMIT = safe_envs.default_cost_limit(TASK)
 TARGET = 0.8 * LIMIT
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def train(name: str, epochs: int = 16) -> list[dict[str, float]]:
@@ -31,14 +32,6 @@ def train(name: str, epochs: int = 16) -> list[dict[str, float]]:
         )
 
     return train_on_toy_task(TASK, natural_gradient, epochs)
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.mark.slow
