@@ -66,6 +66,11 @@ def csv_cells_without_timings(path: Path) -> list[list[bytes]]:
     return [[cells[i] for i in keep] if len(cells) > 1 else cells for cells in lines]
 
 
+def learning_columns(rows: list[dict]) -> list[dict]:
+    """Everything but wall-clock timings, which legitimately differ between runs."""
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
 def compose_cfg(*overrides: str, config: str = "ppo_softswitch"):
     with initialize_config_dir(config_dir=str(RECIPES / "config"), version_base=None):
         return compose(config, overrides=[*TINY, *overrides])

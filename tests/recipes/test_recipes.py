@@ -26,6 +26,7 @@ from recipe_runs import (
     compose_cfg,
     csv_cells_without_timings,
     finish,
+    learning_columns,
     run_recipe,
     sigkill_then_resume,
 )
@@ -52,11 +53,6 @@ def run_cli(*args: str, full_error: bool = False, cwd: Path | None = None):
         cwd=cwd,
         timeout=240,
     )
-
-
-def learning_columns(rows: list[dict]) -> list[dict]:
-    """Everything but wall-clock timings, which legitimately differ between runs."""
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
 
 
 def same(a: list[dict], b: list[dict]) -> bool:
