@@ -7,24 +7,17 @@ The constrained strategies aim at 0.8 x the limit, the usual safety margin for a
 estimate J_c_hat. Fixed seeds; about half a minute of CPU in total.
 """
 
-import functools
-
 import numpy as np
 import pytest
 import torch
+from toy_learning import SEED, final, toy_ppo, train_on_toy_task
 
 import safe_envs
-from gradmanip.algos import PPO
-from gradmanip.rl.advantages import SafeAdvantages
-from gradmanip.rl.collect import GaussianPolicy, make_collector
-from gradmanip.rl.models import make_actor_critic
-from gradmanip.rl.trainer import Trainer
 from gradmanip.strategies import make_strategy
 
 TASK = "SafetyPointVelocity-v0"
 LIMIT = safe_envs.default_cost_limit(TASK)
 TARGET = 0.8 * LIMIT
-SEED = 0
 STRATEGIES = {
     "reward_only": {},
     "soft_switch": {"cost_limit": TARGET, "upper_slack": 0.0, "lower_slack": -3.0},
@@ -34,29 +27,7 @@ STRATEGIES = {
 
 
 def train(name: str, epochs: int = 12) -> list[dict[str, float]]:
-    torch.manual_seed(SEED)
-    actor_critic = make_actor_critic(1, 1, seed=SEED)
-    collector = make_collector(
-        functools.partial(safe_envs.make_env, TASK, seed=SEED),
-        GaussianPolicy(actor_critic.policy_net),
-        frames_per_batch=500,
-        seed=SEED,
-    )
-    algo = PPO(
-        actor_critic,
-        make_strategy(name, **STRATEGIES[name]),
-        lr=1e-2,
-        epochs=10,
-        minibatch_size=50,
-        target_kl=None,
-        generator=torch.Generator().manual_seed(SEED),
-    )
-    advantages = SafeAdvantages(actor_critic.reward_critic, actor_critic.cost_critic)
-    trainer = Trainer(collector, algo, actor_critic, advantages)
-    try:
-        return trainer.train(epochs)
-    finally:
-        collector.shutdown()
+    return train_on_toy_task(TASK, toy_ppo(make_strategy(name, **STRATEGIES[name])), epochs)
 
 
 def random_policy_return(episodes: int = 5) -> float:
@@ -67,10 +38,6 @@ def random_policy_return(episodes: int = 5) -> float:
         returns.append(rollout["next", "reward"].sum().item())
     env.close()
     return float(np.mean(returns))
-
-
-def final(history: list[dict[str, float]], key: str) -> float:
-    return float(np.mean([metrics[key] for metrics in history[-3:]]))
 
 
 @pytest.fixture(scope="module")

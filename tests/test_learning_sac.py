@@ -14,9 +14,9 @@ it). With the band [5, 8] and the Lagrangian's settings it oscillates between th
 import functools
 
 import gymnasium
-import numpy as np
 import pytest
 import torch
+from toy_learning import final
 
 import safe_envs
 from gradmanip.algos import SAC
@@ -62,10 +62,6 @@ def train(name: str, epochs: int) -> list[dict[str, float]]:
         return trainer.train(epochs)
     finally:
         trainer.shutdown()
-
-
-def final(history: list[dict[str, float]], key: str) -> float:
-    return float(np.mean([metrics[key] for metrics in history[-3:]]))
 
 
 @pytest.mark.slow

@@ -6,61 +6,32 @@ over the last three epochs, within the limit with a return far above a random po
 0). Fixed seeds; about 20 s of CPU in total.
 """
 
-import functools
-
-import numpy as np
 import pytest
-import torch
+from toy_learning import SEED, final, train_on_toy_task
 
 import safe_envs
 from gradmanip.algos import NaturalGradient
-from gradmanip.rl.advantages import SafeAdvantages
-from gradmanip.rl.collect import GaussianPolicy, make_collector
-from gradmanip.rl.models import make_actor_critic
-from gradmanip.rl.trainer import Trainer
 from gradmanip.strategies import make_strategy
 
 TASK = "SafetyPointVelocity-v0"
 LIMIT = safe_envs.default_cost_limit(TASK)
 TARGET = 0.8 * LIMIT
-SEED = 0
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def train(name: str, epochs: int = 16) -> list[dict[str, float]]:
-    torch.manual_seed(SEED)
-    actor_critic = make_actor_critic(1, 1, seed=SEED)
-    collector = make_collector(
-        functools.partial(safe_envs.make_env, TASK, seed=SEED),
-        GaussianPolicy(actor_critic.policy_net),
-        frames_per_batch=500,
-        seed=SEED,
-    )
-    algo = NaturalGradient(
-        actor_critic,
-        make_strategy(name, cost_limit=TARGET),
-        max_kl=0.02,
-        critic_epochs=5,
-        critic_batch_size=50,
-        seed=SEED,
-    )
-    advantages = SafeAdvantages(actor_critic.reward_critic, actor_critic.cost_critic)
-    trainer = Trainer(collector, algo, actor_critic, advantages)
-    try:
-        return trainer.train(epochs)
-    finally:
-        collector.shutdown()
+    def natural_gradient(actor_critic):
+        return NaturalGradient(
+            actor_critic,
+            make_strategy(name, cost_limit=TARGET),
+            max_kl=0.02,
+            critic_epochs=5,
+            critic_batch_size=50,
+            seed=SEED,
+        )
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def final(history: list[dict[str, float]], key: str) -> float:
-    return float(np.mean([metrics[key] for metrics in history[-3:]]))
+    return train_on_toy_task(TASK, natural_gradient, epochs)
 
 
 @pytest.mark.slow

@@ -7,25 +7,15 @@ limits with a reward far above a random policy's (about 0); reward-only PPO brea
 seed; about 15 seconds of CPU.
 """
 
-import functools
-
-import numpy as np
 import pytest
-import torch
+from toy_learning import final, toy_ppo, train_on_toy_task
 
 import safe_envs
-from gradmanip.algos import PPO
-from gradmanip.rl.advantages import SafeAdvantages
-from gradmanip.rl.collect import GaussianPolicy, make_collector
-from gradmanip.rl.episodes import EpisodeTracker
-from gradmanip.rl.models import make_actor_critic
-from gradmanip.rl.trainer import Trainer
 from gradmanip.strategies import make_strategy
 
 TASK = "SafetyPointVelocityEffort-v0"
 LIMITS = list(safe_envs.default_cost_limit(TASK))
 TARGETS = [0.8 * limit for limit in LIMITS]  # the safety margin of tests/test_learning.py
-SEED = 0
 EPOCHS = 20
 STRATEGIES = {
     "reward_only": {},
@@ -36,35 +26,8 @@ pytestmark = pytest.mark.slow
 
 
 def train(name: str) -> list[dict[str, float]]:
-    torch.manual_seed(SEED)
-    k = safe_envs.num_costs(TASK)
-    actor_critic = make_actor_critic(1, 1, seed=SEED, num_costs=k)
-    collector = make_collector(
-        functools.partial(safe_envs.make_env, TASK, seed=SEED),
-        GaussianPolicy(actor_critic.policy_net),
-        frames_per_batch=500,
-        seed=SEED,
-    )
-    algo = PPO(
-        actor_critic,
-        make_strategy(name, **STRATEGIES[name]),
-        lr=1e-2,
-        epochs=10,
-        minibatch_size=50,
-        target_kl=None,
-        generator=torch.Generator().manual_seed(SEED),
-    )
-    advantages = SafeAdvantages(actor_critic.reward_critic, actor_critic.cost_critic)
-    episodes = EpisodeTracker(num_constraints=k)
-    trainer = Trainer(collector, algo, actor_critic, advantages, episodes)
-    try:
-        return trainer.train(EPOCHS)
-    finally:
-        collector.shutdown()
-
-
-def final(history: list[dict[str, float]], key: str) -> float:
-    return float(np.mean([metrics[key] for metrics in history[-3:]]))
+    # K = 2: one cost critic output and one episode cost per constraint
+    return train_on_toy_task(TASK, toy_ppo(make_strategy(name, **STRATEGIES[name])), EPOCHS)
 
 
 def test_soft_switching_ends_within_both_limits():

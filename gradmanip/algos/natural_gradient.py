@@ -28,8 +28,9 @@ runs their own line search (see :meth:`NaturalGradient._trust_region_update`).
 
 Defaults follow the common on-policy protocol (max_kl 0.01, CG 10 iterations, damping 0.1, critic
 lr 1e-3, minibatch 128); the paper's own runs use ``max_kl=0.05``. The trust-region pieces (CG,
-Fisher-vector products, the line search) live in :mod:`gradmanip.algos.trust_region`; this module
-is the update phase, its critic fitting, checks and checkpoint state.
+Fisher-vector products, the line search) live in :mod:`gradmanip.algos.trust_region` and the critic
+fitting of step 5 in :mod:`gradmanip.algos.critic_regression`; this module is the update phase,
+its checks and checkpoint state.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
 
+from gradmanip.algos.critic_regression import CriticRegression
 from gradmanip.algos.settings import check_float, check_int
 from gradmanip.algos.trust_region import (
     FisherVectorProduct,
@@ -187,17 +189,21 @@ class NaturalGradient:
 
         self.policy_params = list(actor_critic.policy_net.parameters())
         self.loss_module = SafePPOLoss(actor_critic.actor, clip_epsilon=None)
-        self._critic_nets = (actor_critic.reward_critic.module, actor_critic.cost_critic.module)
-        # Adam's weight_decay adds wd * phi to the gradient: the gradient of (wd / 2) |phi|^2.
-        self.critic_optimizer = torch.optim.Adam(
-            actor_critic.critics().parameters(), lr=self.critic_lr, weight_decay=2 * self.critic_l2
-        )
         self._episode_length: float | None = None  # the last measured mean episode length
         self._generator = torch.Generator()
         if seed is not None:
             self._generator.manual_seed(seed)
         else:
             self._generator.seed()
+        self._critics = CriticRegression(
+            actor_critic,
+            epochs=self.critic_epochs,
+            batch_size=self.critic_batch_size,
+            lr=self.critic_lr,
+            l2=self.critic_l2,
+            generator=self._generator,
+        )
+        self.critic_optimizer = self._critics.optimizer
 
     # ------------------------------------------------------------------------------- update
     def update(
@@ -222,7 +228,7 @@ class NaturalGradient:
             self._episode_length = float(episode_length)
         metrics = self._update_policy(obs, action, old_log_prob, adv_r, adv_c, episode_cost)
         metrics.update(
-            self._fit_critics(
+            self._critics.fit(
                 obs, batch.get("value_target").reshape(-1), batch.get("cost_value_target")
             )
         )
@@ -407,39 +413,6 @@ class NaturalGradient:
             metrics.update(constraint_columns(f"strategy/{name}", value.tolist()))
         return metrics
 
-    # ------------------------------------------------------------------------------ critics
-    def _fit_critics(
-        self, obs: Tensor, reward_target: Tensor, cost_target: Tensor
-    ) -> dict[str, float]:
-        """Regress both critics on their targets: MSE + critic_l2 |phi|^2, Adam minibatches."""
-        reward_net, cost_net = self._critic_nets
-        cost_target = cost_target.reshape(len(obs), -1)
-        metrics = self._critic_losses(obs, reward_target, cost_target, "_before")
-        n = len(obs)
-        for _ in range(self.critic_epochs):
-            order = torch.randperm(n, generator=self._generator)
-            for idx in order.split(self.critic_batch_size):
-                o = obs[idx]
-                loss = (reward_net(o).reshape(-1) - reward_target[idx]).square().mean()
-                loss = loss + (cost_net(o).reshape(len(idx), -1) - cost_target[idx]).square().mean()
-                self.critic_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.critic_optimizer.step()
-        metrics.update(self._critic_losses(obs, reward_target, cost_target, ""))
-        return metrics
-
-    def _critic_losses(
-        self, obs: Tensor, reward_target: Tensor, cost_target: Tensor, suffix: str
-    ) -> dict[str, float]:
-        reward_net, cost_net = self._critic_nets
-        with torch.no_grad():
-            reward_loss = (reward_net(obs).reshape(-1) - reward_target).square().mean()
-            cost_loss = (cost_net(obs).reshape(len(obs), -1) - cost_target).square().mean()
-        return {
-            f"loss/value{suffix}": float(reward_loss),
-            f"loss/cost_value{suffix}": float(cost_loss),
-        }
-
     # ---------------------------------------------------------------------------- checking
     def _read_batch(self, batch: TensorDictBase) -> tuple[Tensor, ...]:
         missing = [k for k in _BATCH_KEYS if k not in batch]
@@ -471,7 +444,7 @@ class NaturalGradient:
 
     def _check_cost_critic(self, obs: Tensor, num_constraints: int) -> None:
         with torch.no_grad():
-            width = self._critic_nets[1](obs[:1]).shape[-1]
+            width = self._critics.cost_net(obs[:1]).shape[-1]
         if width != num_constraints:
             raise ValueError(
                 f"the cost critic predicts {width} value(s) per state but 'cost_advantage' has "

@@ -7,17 +7,16 @@ import math
 import torch
 from torch import Tensor
 
-from gradmanip.strategies.multiplier import MultiplierStrategy, constraint_total, upper_bounds
+from gradmanip.strategies.multiplier import (
+    MultiplierStrategy,
+    limits_and_initial_multipliers,
+    upper_bounds,
+)
 from gradmanip.strategies.settings import (
     PerConstraint,
-    check_finite,
-    check_nonnegative,
     check_positive,
     check_unit_interval,
-    constraint_count,
-    cost_limits,
     format_values,
-    per_constraint,
 )
 
 _OPTIMIZERS = ("adam", "sgd")
@@ -48,16 +47,13 @@ class Lagrangian(MultiplierStrategy):
         eps: float = 1e-8,
         num_constraints: int | None = None,
     ) -> None:
-        count = constraint_total(
-            constraint_count(
-                cost_limit=cost_limit, multiplier_init=multiplier_init, upper_bound=upper_bound
-            ),
+        count, limit, init = limits_and_initial_multipliers(
+            cost_limit,
+            multiplier_init,
+            upper_bound,
             num_constraints,
+            "Lagrange multipliers are >= 0",
         )
-        limit = cost_limits(cost_limit, count)
-        init = per_constraint(multiplier_init, "multiplier_init", count)
-        check_finite(init, "multiplier_init")
-        check_nonnegative(init, "multiplier_init", "Lagrange multipliers are >= 0")
         bound = upper_bounds(upper_bound, count)
         check_positive(lr, "lr")
         if optimizer not in _OPTIMIZERS:
@@ -72,9 +68,7 @@ class Lagrangian(MultiplierStrategy):
         self.optimizer = optimizer
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps = float(eps)
-        self.register_buffer("cost_limit", limit, persistent=False)
-        self.register_buffer("multiplier_init", init, persistent=False)
-        self.register_buffer("upper_bound", bound, persistent=False)
+        self._register_settings(limit, init, bound)
         self.register_buffer("multiplier", init.clamp(max=bound))
         self.register_buffer("exp_avg", torch.zeros(count or 1, dtype=torch.float64))
         self.register_buffer("exp_avg_sq", torch.zeros(count or 1, dtype=torch.float64))

@@ -18,7 +18,14 @@ from torch import Tensor
 from gradmanip.strategies.base import MODE_BOTH, MODE_REWARD_ONLY, Strategy
 from gradmanip.strategies.diagnostics import Value
 from gradmanip.strategies.gram import Gram
-from gradmanip.strategies.settings import PerConstraint, check_nonnegative, per_constraint
+from gradmanip.strategies.settings import (
+    PerConstraint,
+    check_finite,
+    check_nonnegative,
+    constraint_count,
+    cost_limits,
+    per_constraint,
+)
 
 
 def constraint_total(count: int | None, num_constraints: int | None) -> int | None:
@@ -29,6 +36,28 @@ def constraint_total(count: int | None, num_constraints: int | None) -> int | No
             "values; make them agree (or omit num_constraints)"
         )
     return count or num_constraints
+
+
+def limits_and_initial_multipliers(
+    cost_limit: PerConstraint,
+    multiplier_init: PerConstraint,
+    upper_bound: PerConstraint | None,
+    num_constraints: int | None,
+    init_rule: str,
+) -> tuple[int | None, Tensor, Tensor]:
+    """K, the limits b_k and the initial multiplier values, checked (``init_rule``: why the
+    initial values must be >= 0, for the error message)."""
+    count = constraint_total(
+        constraint_count(
+            cost_limit=cost_limit, multiplier_init=multiplier_init, upper_bound=upper_bound
+        ),
+        num_constraints,
+    )
+    limit = cost_limits(cost_limit, count)
+    init = per_constraint(multiplier_init, "multiplier_init", count)
+    check_finite(init, "multiplier_init")
+    check_nonnegative(init, "multiplier_init", init_rule)
+    return count, limit, init
 
 
 def upper_bounds(upper_bound: PerConstraint | None, count: int | None) -> Tensor:
@@ -50,6 +79,13 @@ class MultiplierStrategy(Strategy):
 
     diagnostic_names = ("mode", "lagrange_multiplier", "reward_weight")
     multiplier: Tensor
+
+    def _register_settings(self, limit: Tensor, init: Tensor, bound: Tensor) -> None:
+        """The limits, initial multipliers and upper bounds as buffers (not saved: the
+        constructor's settings give them)."""
+        self.register_buffer("cost_limit", limit, persistent=False)
+        self.register_buffer("multiplier_init", init, persistent=False)
+        self.register_buffer("upper_bound", bound, persistent=False)
 
     def _fit_constraints(self, count: int) -> None:
         """Fix K = ``count`` on first use: every per-constraint buffer (last dim) is broadcast."""

@@ -5,16 +5,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gradmanip.strategies.multiplier import MultiplierStrategy, constraint_total, upper_bounds
+from gradmanip.strategies.multiplier import (
+    MultiplierStrategy,
+    limits_and_initial_multipliers,
+    upper_bounds,
+)
 from gradmanip.strategies.settings import (
     PerConstraint,
     check_finite,
     check_nonnegative,
     check_unit_interval,
-    constraint_count,
-    cost_limits,
     format_values,
-    per_constraint,
 )
 
 
@@ -50,16 +51,13 @@ class PIDLagrangian(MultiplierStrategy):
         upper_bound: PerConstraint | None = None,
         num_constraints: int | None = None,
     ) -> None:
-        count = constraint_total(
-            constraint_count(
-                cost_limit=cost_limit, multiplier_init=multiplier_init, upper_bound=upper_bound
-            ),
+        count, limit, init = limits_and_initial_multipliers(
+            cost_limit,
+            multiplier_init,
+            upper_bound,
             num_constraints,
+            "the PID integral term starts at a value >= 0",
         )
-        limit = cost_limits(cost_limit, count)
-        init = per_constraint(multiplier_init, "multiplier_init", count)
-        check_finite(init, "multiplier_init")
-        check_nonnegative(init, "multiplier_init", "the PID integral term starts at a value >= 0")
         for gain_name, gain in (("kp", kp), ("ki", ki), ("kd", kd)):
             if isinstance(gain, bool) or not isinstance(gain, (int, float)):
                 raise TypeError(f"{gain_name} must be a float, got {gain!r}")
@@ -74,9 +72,7 @@ class PIDLagrangian(MultiplierStrategy):
         self.d_delay = d_delay
         self.p_ema_alpha, self.d_ema_alpha = float(p_ema_alpha), float(d_ema_alpha)
         zeros = torch.zeros(count or 1, dtype=torch.float64)
-        self.register_buffer("cost_limit", limit, persistent=False)
-        self.register_buffer("multiplier_init", init, persistent=False)
-        self.register_buffer("upper_bound", upper_bounds(upper_bound, count), persistent=False)
+        self._register_settings(limit, init, upper_bounds(upper_bound, count))
         self.register_buffer("multiplier", zeros.clone())
         self.register_buffer("integral", init.clone())
         self.register_buffer("delta_p", zeros.clone())

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import copy
 import math
-from functools import partial
 
 import pytest
 import torch
 from tensordict import TensorDictBase
 from torchrl.modules import MLP, ValueOperator
+from toy_batch import TASK, collect_batch, surrogates
 
-import safe_envs
 from gradmanip.algos.natural_gradient import NaturalGradient, span_coefficients
-from gradmanip.algos.trust_region import gaussian_kl, gaussian_log_prob
 from gradmanip.driver.flat import flat_params
 from gradmanip.rl.advantages import SafeAdvantages
 from gradmanip.rl.collect import GaussianPolicy, make_collector
@@ -28,30 +26,16 @@ from gradmanip.strategies import (
     strategy_class,
 )
 
-TASK = partial(safe_envs.make_env, "SafetyPointVelocity-v0", speed_threshold=0.1)
 SMALL = {"critic_epochs": 2, "critic_batch_size": 64}
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One torch thread: tiny tensors on a shared 2-core machine run fastest (and steadiest)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
 def collected() -> tuple[ActorCritic, TensorDictBase]:
     """Networks and a flat batch of 400 steps (4 episodes) with advantages and value targets."""
     actor_critic = make_actor_critic(1, 1, hidden=(16, 16), seed=0)
-    collector = make_collector(
-        TASK, GaussianPolicy(actor_critic.policy_net), frames_per_batch=400, seed=0
-    )
-    batch = next(iter(collector))
-    collector.shutdown()
-    SafeAdvantages(actor_critic.reward_critic, actor_critic.cost_critic)(batch)
-    batch = batch.reshape(-1)
+    batch = collect_batch(actor_critic)
     assert batch.get(("next", "cost")).sum() > 0, "the fixture needs a batch with costs"
     return actor_critic, batch
 
@@ -60,18 +44,6 @@ def collected() -> tuple[ActorCritic, TensorDictBase]:
 def fresh(collected: tuple[ActorCritic, TensorDictBase]) -> tuple[ActorCritic, TensorDictBase]:
     actor_critic, batch = collected
     return copy.deepcopy(actor_critic), batch.clone()
-
-
-def surrogates(actor_critic: ActorCritic, batch: TensorDictBase) -> tuple[float, float, float]:
-    """(reward surrogate, cost surrogate E[ratio A_c], mean KL from the batch policy)."""
-    with torch.no_grad():
-        loc, scale = actor_critic.policy_net(batch["observation"])
-        log_ratio = gaussian_log_prob(batch["action"], loc, scale) - batch["action_log_prob"]
-        ratio = log_ratio.exp()
-        reward = float((ratio * batch["advantage"].reshape(-1)).mean())
-        cost = float((ratio * batch["cost_advantage"].reshape(-1)).mean())
-        kl = float(gaussian_kl(batch["loc"], batch["scale"], loc, scale).mean())
-    return reward, cost, kl
 
 
 # ------------------------------------------------------------------------ every strategy

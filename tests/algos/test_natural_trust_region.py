@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-from functools import partial
 
 import pytest
 import torch
@@ -12,26 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tensordict import TensorDictBase
 from torch import nn
+from toy_batch import collect_batch, surrogates
 
-import safe_envs
 from gradmanip.algos import PPO, NaturalGradient
-from gradmanip.algos.trust_region import constrained_line_search, gaussian_kl, gaussian_log_prob
+from gradmanip.algos.trust_region import constrained_line_search
 from gradmanip.driver.flat import flat_params
-from gradmanip.rl.advantages import SafeAdvantages
-from gradmanip.rl.collect import GaussianPolicy, make_collector
 from gradmanip.rl.models import ActorCritic, make_actor_critic
 from gradmanip.strategies import CPO, PCPO, DelayedSafety, make_strategy
 
-TASK = partial(safe_envs.make_env, "SafetyPointVelocity-v0", speed_threshold=0.1)
 SMALL = {"critic_epochs": 0}
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -40,24 +30,8 @@ def collected() -> tuple[ActorCritic, TensorDictBase]:
     actor_critic = make_actor_critic(1, 1, hidden=(16, 16), seed=0)
     with torch.random.fork_rng():  # the same batch whatever ran before
         torch.manual_seed(0)
-        collector = make_collector(
-            TASK, GaussianPolicy(actor_critic.policy_net), frames_per_batch=400, seed=0
-        )
-        batch = next(iter(collector))
-        collector.shutdown()
-    SafeAdvantages(actor_critic.reward_critic, actor_critic.cost_critic)(batch)
-    return actor_critic, batch.reshape(-1)
-
-
-def measure(actor_critic: ActorCritic, batch: TensorDictBase) -> tuple[float, float, float]:
-    """(reward surrogate, cost surrogate E[ratio A_c], mean KL from the batch policy)."""
-    with torch.no_grad():
-        loc, scale = actor_critic.policy_net(batch["observation"])
-        ratio = (gaussian_log_prob(batch["action"], loc, scale) - batch["action_log_prob"]).exp()
-        reward = float((ratio * batch["advantage"].reshape(-1)).mean())
-        cost = float((ratio * batch["cost_advantage"].reshape(-1)).mean())
-        kl = float(gaussian_kl(batch["loc"], batch["scale"], loc, scale).mean())
-    return reward, cost, kl
+        batch = collect_batch(actor_critic)
+    return actor_critic, batch
 
 
 STRATEGIES = {
@@ -81,9 +55,9 @@ def test_every_accepted_step_keeps_the_kl_bound_and_the_cost_budget(
     strategy = STRATEGIES[name]()
     algo = NaturalGradient(actor_critic, strategy, max_kl=max_kl, **SMALL)
     before = flat_params(algo.policy_params)
-    reward_0, cost_0, _ = measure(actor_critic, batch)
+    reward_0, cost_0, _ = surrogates(actor_critic, batch)
     metrics = algo.update(batch, torch.tensor([episode_cost]))
-    reward_1, cost_1, kl = measure(actor_critic, batch)
+    reward_1, cost_1, kl = surrogates(actor_critic, batch)
     excess = strategy.cost_excess(torch.tensor([episode_cost]))[0]
     if metrics["step_accepted"]:
         assert kl <= max_kl * (1 + 1e-5)  # measured here in float32, as the base did
@@ -130,9 +104,9 @@ def test_rules_step_away_from_the_limit_and_log_their_diagnostics(
 def test_recovery_lowers_the_cost_surrogate(collected) -> None:
     actor_critic = copy.deepcopy(collected[0])
     algo = NaturalGradient(actor_critic, CPO(cost_limit=25.0), max_kl=0.01, **SMALL)
-    _, cost_0, _ = measure(actor_critic, collected[1])
+    _, cost_0, _ = surrogates(actor_critic, collected[1])
     metrics = algo.update(collected[1], torch.tensor([60.0]))
-    _, cost_1, _ = measure(actor_critic, collected[1])
+    _, cost_1, _ = surrogates(actor_critic, collected[1])
     assert metrics["strategy/case"] == 0.0 and metrics["strategy/mode"] == 2.0
     assert metrics["step_accepted"] == 1.0 and cost_1 < cost_0
     assert metrics["cost_improvement"] > 0 and metrics["reward_weight"] == 0.0
@@ -179,8 +153,8 @@ def toy_search(values: list[tuple[list[float], float]], **kwargs):
     calls = iter(values)
 
     def evaluate():
-        surrogates, kl = next(calls)
-        return torch.tensor(surrogates, dtype=torch.float64), torch.tensor(kl)
+        objectives, kl = next(calls)
+        return torch.tensor(objectives, dtype=torch.float64), torch.tensor(kl)
 
     settings_ = {
         "max_cost_increase": [0.0],

@@ -60,6 +60,11 @@ def fresh(seed=3):
     return make_actor_critic(1, 1, seed=seed), collected_batch().clone().reshape(-1)
 
 
+def reward_only_ppo(actor_critic, **settings) -> PPO:
+    """PPO without a constraint: the tests of the base's own mechanics."""
+    return PPO(actor_critic, make_strategy("reward_only"), **settings)
+
+
 def test_log_prob_and_kl_match_torch_distributions():
     loc, scale = torch.randn(5, 3), torch.rand(5, 3) + 0.1
     action = torch.randn(5, 3)
@@ -92,14 +97,7 @@ def test_reward_only_step_raises_probability_of_good_actions():
     obs = batch["observation"]
     advantage = batch["action"].squeeze(-1).sign()  # actions above zero are "good"
     batch["advantage"] = advantage.unsqueeze(-1)
-    algo = PPO(
-        actor_critic,
-        make_strategy("reward_only"),
-        lr=1e-3,
-        epochs=1,
-        minibatch_size=400,
-        target_kl=None,
-    )
+    algo = reward_only_ppo(actor_critic, lr=1e-3, epochs=1, minibatch_size=400, target_kl=None)
     algo.update(batch, torch.tensor([0.0]))
     loc, scale = actor_critic.policy_net(obs)
     new_log_prob = gaussian_log_prob(batch["action"], loc, scale)
@@ -155,28 +153,15 @@ def test_every_strategy_updates_the_policy_with_finite_losses(name):
 
 def test_kl_early_stopping_stops_after_first_pass():
     actor_critic, batch = fresh()
-    algo = PPO(
-        actor_critic,
-        make_strategy("reward_only"),
-        lr=1e-2,
-        epochs=10,
-        minibatch_size=64,
-        target_kl=1e-9,
-    )
+    algo = reward_only_ppo(actor_critic, lr=1e-2, epochs=10, minibatch_size=64, target_kl=1e-9)
     metrics = algo.update(batch, torch.tensor([0.0]))
     assert metrics["passes"] == 1 and metrics["kl"] > 1e-9
 
 
 def test_linear_learning_rate_schedule():
     actor_critic, batch = fresh()
-    algo = PPO(
-        actor_critic,
-        make_strategy("reward_only"),
-        lr=1e-3,
-        epochs=1,
-        minibatch_size=400,
-        target_kl=None,
-        lr_schedule_updates=4,
+    algo = reward_only_ppo(
+        actor_critic, lr=1e-3, epochs=1, minibatch_size=400, target_kl=None, lr_schedule_updates=4
     )
     lrs = [algo.update(batch, torch.tensor([0.0]))["lr"] for _ in range(3)]
     assert lrs == pytest.approx([1e-3, 7.5e-4, 5e-4])
@@ -185,9 +170,8 @@ def test_linear_learning_rate_schedule():
 
 def test_state_dict_round_trip_reproduces_the_next_update():
     actor_critic, batch = fresh()
-    algo = PPO(
+    algo = reward_only_ppo(
         actor_critic,
-        make_strategy("reward_only"),
         epochs=1,
         minibatch_size=100,
         target_kl=None,
@@ -198,9 +182,7 @@ def test_state_dict_round_trip_reproduces_the_next_update():
     twin_networks.actor.load_state_dict(actor_critic.actor.state_dict())
     twin_networks.reward_critic.load_state_dict(actor_critic.reward_critic.state_dict())
     twin_networks.cost_critic.load_state_dict(actor_critic.cost_critic.state_dict())
-    twin = PPO(
-        twin_networks, make_strategy("reward_only"), epochs=1, minibatch_size=100, target_kl=None
-    )
+    twin = reward_only_ppo(twin_networks, epochs=1, minibatch_size=100, target_kl=None)
     state = through_disk(algo.state_dict())
     # 400 samples in minibatches of 100: 4 Adam steps recorded for every parameter
     for name in ("actor_optimizer", "critic_optimizer"):
@@ -247,25 +229,12 @@ def test_bad_objects_and_missing_keys_are_reported():
 def test_non_finite_advantages_raise_or_skip(lean):
     actor_critic, batch = fresh()
     batch["advantage"][0] = float("nan")
-    algo = PPO(
-        actor_critic,
-        make_strategy("reward_only"),
-        epochs=1,
-        minibatch_size=400,
-        target_kl=None,
-        lean=lean,
-    )
+    algo = reward_only_ppo(actor_critic, epochs=1, minibatch_size=400, target_kl=None, lean=lean)
     with pytest.raises(FloatingPointError, match="reward"):
         algo.update(batch, torch.tensor([0.0]))
     before = flat_params(actor_critic.actor)
-    algo = PPO(
-        actor_critic,
-        make_strategy("reward_only"),
-        epochs=1,
-        minibatch_size=400,
-        target_kl=None,
-        lean=lean,
-        on_nonfinite="skip",
+    algo = reward_only_ppo(
+        actor_critic, epochs=1, minibatch_size=400, target_kl=None, lean=lean, on_nonfinite="skip"
     )
     critics_before = flat_params(actor_critic.critics())
     metrics = algo.update(batch, torch.tensor([0.0]))

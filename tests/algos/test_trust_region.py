@@ -25,13 +25,7 @@ from gradmanip.driver.flat import flat_params, set_flat_params, unflatten
 OBS_DIM, ACTION_DIM, HIDDEN, BATCH = 2, 2, 3, 64
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One torch thread: tiny tensors on a shared 2-core machine run fastest (and steadiest)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class TinyPolicy(nn.Module):

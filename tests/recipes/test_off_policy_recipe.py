@@ -4,23 +4,25 @@ after SIGKILL (replay buffer and random generators in the checkpoint), configura
 from __future__ import annotations
 
 import math
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
+from recipe_runs import (
+    RECIPES,
+    compose_cfg,
+    csv_cells_without_timings,
+    finish,
+    run_recipe,
+    sigkill_then_resume,
+)
 
 from gradmanip.experiment.config_checks import ConfigError
 from gradmanip.reporting import read_metrics, read_run_info
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 sys.path.insert(0, str(RECIPES))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ppo_softswitch  # noqa: E402
-from test_recipes import compose_cfg, csv_cells_without_timings, finish, run_recipe  # noqa: E402
 
 SMALL_SAC = [
     "algo=sac",
@@ -58,20 +60,7 @@ def test_sac_recipe_writes_every_output(tmp_path):
 def test_sac_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
     budget = [*SMALL_SAC, "total_steps=2000", "checkpoint_every=1", "strategy=lagrangian"]
     budget.append("algo.updates_per_step=0.25")
-    whole = run_recipe("ppo_softswitch.py", tmp_path / "whole", *budget)  # runs alongside
-    killed = tmp_path / "killed"
-    proc = run_recipe("ppo_softswitch.py", killed, *budget)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if (killed / "checkpoints" / "last.pt").exists() and len(read_metrics(killed)) >= 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert len(read_metrics(killed)) < 4, "the run finished before it could be killed"
-    out = finish(run_recipe("ppo_softswitch.py", killed, *budget, "resume=true"))
-    assert "resumed" in out
-    finish(whole)
+    killed = sigkill_then_resume(tmp_path, budget, wait=240)
     cells = csv_cells_without_timings(killed / "metrics.csv")
     assert len(cells) == 6  # header, 4 epochs, the final newline
     assert cells == csv_cells_without_timings(tmp_path / "whole" / "metrics.csv")

@@ -18,38 +18,25 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
+from recipe_runs import (
+    RECIPES,
+    TINY,
+    compose_cfg,
+    csv_cells_without_timings,
+    finish,
+    learning_columns,
+    run_recipe,
+    sigkill_then_resume,
+)
 
 from gradmanip.experiment.config_checks import ConfigError
 from gradmanip.experiment.stop_signals import RunStopped
 from gradmanip.reporting import read_metrics, read_run_info
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-TINY = [
-    "env=SafetyPointVelocity-v0",
-    "steps_per_epoch=500",
-    "eval_episodes=1",
-    "progress=false",
-]
 sys.path.insert(0, str(RECIPES))
 import ppo_softswitch  # noqa: E402
-
-
-def run_recipe(script: str, run_dir: Path, *overrides: str, **kwargs) -> subprocess.Popen:
-    cmd = [sys.executable, str(RECIPES / script), *TINY, *overrides, f"hydra.run.dir={run_dir}"]
-    # PYTHONPATH: this checkout's package, whatever is installed
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(RECIPES.parent)}
-    return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kwargs
-    )
-
-
-def finish(proc: subprocess.Popen, timeout: float = 240, status: int = 0) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == status, out
-    return out
 
 
 def run_cli(*args: str, full_error: bool = False, cwd: Path | None = None):
@@ -66,23 +53,6 @@ def run_cli(*args: str, full_error: bool = False, cwd: Path | None = None):
         cwd=cwd,
         timeout=240,
     )
-
-
-def csv_cells_without_timings(path: Path) -> list[list[bytes]]:
-    """The raw text of every cell of a CSV file, except the wall-clock ``time/*`` columns."""
-    lines = [line.split(b",") for line in path.read_bytes().split(b"\n")]
-    keep = [i for i, name in enumerate(lines[0]) if not name.startswith(b"time/")]
-    return [[cells[i] for i in keep] if len(cells) > 1 else cells for cells in lines]
-
-
-def learning_columns(rows: list[dict]) -> list[dict]:
-    """Everything but wall-clock timings, which legitimately differ between runs."""
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
-
-
-def compose_cfg(*overrides: str, config: str = "ppo_softswitch"):
-    with initialize_config_dir(config_dir=str(RECIPES / "config"), version_base=None):
-        return compose(config, overrides=[*TINY, *overrides])
 
 
 def same(a: list[dict], b: list[dict]) -> bool:
@@ -143,20 +113,7 @@ def test_paper_recipe_runs_natural_gradient_with_warmup(tmp_path):
 
 def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
     budget = ["total_steps=2000", "checkpoint_every=1", "strategy=lagrangian"]
-    whole = run_recipe("ppo_softswitch.py", tmp_path / "whole", *budget)  # runs alongside
-    killed = tmp_path / "killed"
-    proc = run_recipe("ppo_softswitch.py", killed, *budget)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if (killed / "checkpoints" / "last.pt").exists() and len(read_metrics(killed)) >= 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert len(read_metrics(killed)) < 4, "the run finished before it could be killed"
-    out = finish(run_recipe("ppo_softswitch.py", killed, *budget, "resume=true"))
-    assert "resumed" in out
-    finish(whole)
+    killed = sigkill_then_resume(tmp_path, budget, wait=180)
     assert same(
         learning_columns(read_metrics(killed)), learning_columns(read_metrics(tmp_path / "whole"))
     )

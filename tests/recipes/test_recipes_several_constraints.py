@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from recipe_runs import learning_columns
 
 from gradmanip.experiment.config_checks import ConfigError
 from gradmanip.experiment.stop_signals import RunStopped
@@ -38,10 +39,6 @@ import ppo_softswitch  # noqa: E402
 def compose_cfg(*overrides: str, config: str = "ppo_softswitch"):
     with initialize_config_dir(config_dir=str(RECIPES / "config"), version_base=None):
         return compose(config, overrides=[*TINY, *overrides])
-
-
-def learning_columns(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
 
 
 def check_two_constraint_outputs(run_dir: Path, epochs: int) -> list[dict]:
