@@ -48,8 +48,7 @@ class EpisodeStats:
             "episode_return": self.returns.mean().item() if self.num_episodes else nan,
             "episode_length": self.lengths.float().mean().item() if self.num_episodes else nan,
         }
-        batch_cost = self.costs.mean(dim=0) if self.windowed and self.num_episodes else None
-        cost = self.episode_cost if batch_cost is None else batch_cost
+        cost = self.costs.mean(dim=0) if self.windowed and self.num_episodes else self.episode_cost
         out.update(constraint_columns("episode_cost", cost.tolist(), total=True))
         if self.windowed:
             out.update(constraint_columns("cost_estimate", self.episode_cost.tolist(), total=True))
