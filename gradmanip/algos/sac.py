@@ -5,7 +5,11 @@ One gradient step on a replay batch (:meth:`SAC.update`), from the losses of
 
 1. the actor's directions: the :class:`~gradmanip.driver.GradientDriver` takes the reward loss
    ``L_r = E[alpha log pi - min Q_r]`` and the cost losses ``L_c[k] = E[Q_c,k]``, the strategy
-   combines their improvement directions with J_c_hat into ``.grad``;
+   combines their improvement directions with J_c_hat into ``.grad``. With
+   ``entropy_term="shared"`` the strategy combines ``E[-min Q_r]`` and ``L_c`` only, and the
+   entropy term's gradient ``grad E[alpha log pi]`` is added to whatever it chose: the policy
+   keeps its entropy regularisation when a strategy follows the costs alone (hard switching,
+   soft switching above its band), where inside ``L_r`` it would be dropped with the reward;
 2. the twin reward critics and the cost critics regress their soft / discounted targets (Adam),
    then the actor's Adam steps along the update (both from the same forward);
 3. the temperature: Adam on ``-log_alpha (log pi + H_target)`` (automatic entropy tuning);
@@ -25,14 +29,18 @@ from torchrl.objectives import SoftUpdate
 
 from gradmanip.algos.settings import check_float, check_int
 from gradmanip.driver.gradient_driver import GradientDriver
+from gradmanip.driver.step_result import StepResult
 from gradmanip.objectives.safe_sac_loss import SafeSACLoss
 from gradmanip.rl.sac_models import SACNetworks
 from gradmanip.strategies.base import Strategy, as_episode_cost
 from gradmanip.strategies.diagnostics import Value
 
+ENTROPY_TERMS = ("reward", "shared")
+
 # metric name -> entry of the loss module's output ([K] for loss/cost and cost_q_value)
 METRICS = {
     "loss/reward": "loss_objective",
+    "loss/entropy": "loss_entropy",
     "loss/cost": "loss_cost_objective",
     "loss/qvalue": "loss_qvalue",
     "loss/cost_qvalue": "loss_cost_qvalue",
@@ -51,7 +59,12 @@ class SAC:
         networks: actor and critic templates (see
             :func:`gradmanip.rl.sac_models.make_sac_networks`).
         strategy: any :class:`~gradmanip.strategies.base.Strategy`.
-        num_constraints: K, the number of cost critics.
+        num_constraints: K, the number of constraints.
+        num_cost_qvalue_nets: cost critics per constraint (2: twins, the actor and the targets
+            read their maximum, a pessimistic cost estimate; see
+            :class:`~gradmanip.objectives.SafeSACLoss`).
+        entropy_term: ``"reward"`` (``alpha log pi`` is part of ``L_r``, which the strategy
+            weighs) or ``"shared"`` (its gradient is added to the strategy's update).
         lr: actor learning rate; ``critic_lr`` for the critics, ``alpha_lr`` for the temperature.
         gamma, cost_gamma: discounts (``cost_gamma`` defaults to ``gamma``).
         tau: Polyak factor of the target critics.
@@ -69,6 +82,8 @@ class SAC:
         strategy: Strategy,
         *,
         num_constraints: int = 1,
+        num_cost_qvalue_nets: int = 1,
+        entropy_term: str = "reward",
         lr: float = 3e-4,
         critic_lr: float = 1e-3,
         alpha_lr: float = 3e-4,
@@ -100,6 +115,12 @@ class SAC:
         )
         self.num_constraints = check_int("num_constraints", num_constraints, 1)
         self.actor_delay = check_int("actor_delay", actor_delay, 1)
+        if entropy_term not in ENTROPY_TERMS:
+            raise ValueError(
+                f"entropy_term must be one of {ENTROPY_TERMS} (reward: inside L_r; shared: "
+                f"added to the strategy's update), got {entropy_term!r}"
+            )
+        self.entropy_term = entropy_term
         self.networks = networks
         self.strategy = strategy
         self.loss_module = SafeSACLoss(
@@ -107,6 +128,7 @@ class SAC:
             networks.qvalue,
             networks.cost_qvalue,
             num_constraints=self.num_constraints,
+            num_cost_qvalue_nets=check_int("num_cost_qvalue_nets", num_cost_qvalue_nets, 1),
             gamma=check_float("gamma", gamma, 0.0, 1.0, open_low=False),
             cost_gamma=None
             if cost_gamma is None
@@ -121,6 +143,8 @@ class SAC:
             loss.cost_qvalue_network_params.values(True, True)
         )
         self.driver = GradientDriver(self.actor_params, strategy, on_nonfinite=on_nonfinite)
+        if entropy_term == "shared":
+            self.driver.set_keys(reward="loss_objective")
         self.actor_optimizer = torch.optim.Adam(self.actor_params, lr=self.lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic_params, lr=self.critic_lr, fused=True)
         self.alpha_optimizer = (
@@ -133,6 +157,7 @@ class SAC:
         return (
             f"SAC(strategy={type(self.strategy).__name__}, lr={self.lr}, "
             f"critic_lr={self.critic_lr}, alpha_lr={self.alpha_lr}, tau={self.tau}, "
+            f"entropy_term={self.entropy_term!r}, "
             f"max_grad_norm={self.max_grad_norm}, actor_delay={self.actor_delay}, "
             f"loss={self.loss_module!r})"
         )
@@ -150,7 +175,7 @@ class SAC:
         if actor_step:
             # the actor's directions first: their graph reads the critics' current weights
             losses.update(loss.actor_losses(batch))
-            result = self.driver.backward(losses, episode_cost, self.max_grad_norm)
+            result = self._actor_direction(losses, episode_cost)
         self.critic_optimizer.zero_grad(set_to_none=True)
         (losses.get("loss_qvalue") + losses.get("loss_cost_qvalue")).backward()
         if self.max_grad_norm is not None:
@@ -173,6 +198,21 @@ class SAC:
             for name, value in result.diagnostic_values.items():
                 metrics[f"strategy/{name}"] = value
         return metrics
+
+    def _actor_direction(self, losses: TensorDictBase, episode_cost: Tensor) -> StepResult:
+        """The strategy's update into the actor's ``.grad``, plus the entropy term's gradient
+        when it is shared; the clip applies to the sum."""
+        if self.entropy_term == "reward":
+            return self.driver.backward(losses, episode_cost, self.max_grad_norm)
+        entropy = torch.autograd.grad(
+            losses.get("loss_entropy"), self.actor_params, retain_graph=True, materialize_grads=True
+        )
+        result = self.driver.backward(losses, episode_cost)
+        if not result.skipped:
+            torch._foreach_add_([p.grad for p in self.actor_params], entropy)
+            if self.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(self.actor_params, self.max_grad_norm, foreach=True)
+        return result
 
     # ---------------------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict:

@@ -7,16 +7,20 @@ actor loss by objective and computes every critic target from one next action. W
 ``a ~ pi(.|s)`` and ``a' ~ pi(.|s')`` reparameterised (each one sample shared by every
 objective) and ``alpha = exp(log_alpha)``:
 
-    L_r    = E[alpha log pi(a|s) - min_i Q_r,i(s, a)]                       (eq. 7)
-    L_c[k] = E[Q_c,k(s, a)]
+    L_r    = E[alpha log pi(a|s)] + E[-min_i Q_r,i(s, a)]                   (eq. 7)
+           =      loss_entropy     +   loss_objective
+    L_c[k] = E[max_j Q_c,k,j(s, a)]
     y_r    = r + gamma (1 - terminal) (min_i Q'_r,i(s', a') - alpha log pi(a'|s'))  (eq. 3, 5)
-    y_c[k] = c_k + gamma_c (1 - terminal) Q'_c,k(s', a')
+    y_c[k] = c_k + gamma_c (1 - terminal) max_j Q'_c,k,j(s', a')
     L_alpha = E[-log_alpha (log pi(a|s) + H_target)]                          (eq. 18)
 
-Critic losses are squared errors against the targets (twin reward critics summed, cost critics
-summed over constraints). The cost critics are single (not twin): a minimum over twins would
-underestimate the cost, an optimism about safety; OmniSafe's SAC-Lagrangian uses one as well.
-The targets Q' are Polyak averages kept by TorchRL's :class:`~torchrl.objectives.SoftUpdate`.
+Critic losses are squared errors against the targets (summed over the critics, averaged over
+the batch). Each constraint has ``num_cost_qvalue_nets`` cost critics j (default 1). With two,
+the maximum is the pessimistic estimate, the mirror of the reward's twin minimum: the actor
+lowers Q_c, so a single critic's errors are exploited towards costs below the true ones (which
+bootstrapping then spreads); the maximum over twins counters that, as the minimum does for the
+reward. The targets Q' are Polyak averages kept by TorchRL's
+:class:`~torchrl.objectives.SoftUpdate`.
 """
 
 from __future__ import annotations
@@ -61,17 +65,22 @@ class SafeSACLoss(SACLoss):
     """SAC's critic and temperature losses plus per-objective actor losses (see the module
     docstring).
 
-    Output entries: ``loss_objective`` (``L_r``, the reward objective), ``loss_cost_objective``
+    Output entries: ``loss_objective`` (``E[-min Q_r]``) and ``loss_entropy``
+    (``E[alpha log pi]``), whose sum is the reward objective ``L_r`` (a
+    :class:`~gradmanip.driver.GradientDriver` sums both by default), ``loss_cost_objective``
     [K] (``L_c``), ``loss_qvalue`` (twin reward critics), ``loss_cost_qvalue`` (cost critics),
     ``loss_alpha``, and the diagnostics ``alpha``, ``entropy`` (``-log pi`` of the actor's
-    sample), ``q_value`` (mean ``min_i Q_r,i``), ``cost_q_value`` [K].
+    sample), ``q_value`` (mean ``min_i Q_r,i``), ``cost_q_value`` [K] (mean ``max_j Q_c,k,j``).
 
     Args:
         actor_network: a tanh-Gaussian probabilistic actor (see
             :func:`gradmanip.rl.sac_models.make_sac_networks`).
         qvalue_network: the reward critic, copied into ``num_qvalue_nets`` twins.
-        cost_qvalue_network: the cost critic, copied once per constraint.
+        cost_qvalue_network: the cost critic, copied ``num_cost_qvalue_nets`` times per
+            constraint.
         num_constraints: K.
+        num_cost_qvalue_nets: cost critics per constraint (1, or 2 for the pessimistic maximum
+            of twins).
         gamma, cost_gamma: discounts of the reward and cost targets (``cost_gamma`` defaults to
             ``gamma``).
         alpha_init, target_entropy, fixed_alpha, min_alpha, max_alpha: the temperature
@@ -98,6 +107,7 @@ class SafeSACLoss(SACLoss):
         gamma: float = 0.99,
         cost_gamma: float | None = None,
         num_qvalue_nets: int = 2,
+        num_cost_qvalue_nets: int = 1,
         alpha_init: float = 1.0,
         target_entropy: str | float = "auto",
         fixed_alpha: bool = False,
@@ -108,6 +118,15 @@ class SafeSACLoss(SACLoss):
             raise TypeError(f"num_constraints must be an int, got {num_constraints!r}")
         if num_constraints < 1:
             raise ValueError(f"num_constraints must be >= 1, got {num_constraints}")
+        if (
+            isinstance(num_cost_qvalue_nets, bool)
+            or not isinstance(num_cost_qvalue_nets, int)
+            or num_cost_qvalue_nets < 1
+        ):
+            raise ValueError(
+                f"num_cost_qvalue_nets must be an int >= 1 (1: one cost critic per constraint, "
+                f"2: twins and their maximum), got {num_cost_qvalue_nets!r}"
+            )
         cost_gamma = gamma if cost_gamma is None else cost_gamma
         for name, value in (("gamma", gamma), ("cost_gamma", cost_gamma)):
             if not 0.0 <= value <= 1.0:
@@ -129,11 +148,12 @@ class SafeSACLoss(SACLoss):
         self.convert_to_functional(
             cost_qvalue_network,
             "cost_qvalue_network",
-            num_constraints,
+            num_constraints * num_cost_qvalue_nets,
             create_target_params=True,
             compare_against=list(self.actor_network_params.values(True, True)),
         )
         self.num_constraints = num_constraints
+        self.num_cost_qvalue_nets = num_cost_qvalue_nets
         self.gamma = float(gamma)
         self.cost_gamma = float(cost_gamma)
         self.make_value_estimator(ValueEstimators.TD0, gamma=self.gamma)
@@ -141,7 +161,8 @@ class SafeSACLoss(SACLoss):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(num_constraints={self.num_constraints}, "
-            f"num_qvalue_nets={self.num_qvalue_nets}, gamma={self.gamma}, "
+            f"num_qvalue_nets={self.num_qvalue_nets}, "
+            f"num_cost_qvalue_nets={self.num_cost_qvalue_nets}, gamma={self.gamma}, "
             f"cost_gamma={self.cost_gamma}, target_entropy={float(self.target_entropy):.4g}, "
             f"fixed_alpha={self.fixed_alpha})"
         )
@@ -150,6 +171,7 @@ class SafeSACLoss(SACLoss):
     def out_keys(self) -> list[NestedKey]:
         return [
             "loss_objective",
+            "loss_entropy",
             "loss_cost_objective",
             "loss_qvalue",
             "loss_cost_qvalue",
@@ -185,6 +207,13 @@ class SafeSACLoss(SACLoss):
             inputs.set(self.tensor_keys.action, action)
         return inputs
 
+    def _cost_values(self, params: TensorDictBase, inputs: TensorDictBase, **kwargs) -> Tensor:
+        """``max_j Q_c,k,j`` under the cost critics' ``params`` [K * J, ...]: [K, B]."""
+        values = ensemble(self.cost_qvalue_network, params, inputs, **kwargs).squeeze(-1)
+        if self.num_cost_qvalue_nets == 1:
+            return values
+        return values.unflatten(0, (self.num_constraints, self.num_cost_qvalue_nets)).amax(1)
+
     def targets(self, tensordict: TensorDictBase) -> tuple[Tensor, Tensor]:
         """The critics' targets on one next action ``a' ~ pi(.|s')``: ``y_r`` [B] (the soft
         target with the twin minimum) and ``y_c`` [K, B]."""
@@ -196,9 +225,7 @@ class SafeSACLoss(SACLoss):
             next_q = ensemble(
                 self.qvalue_network, self.target_qvalue_network_params, inputs
             ).squeeze(-1)
-            next_cost_q = ensemble(
-                self.cost_qvalue_network, self.target_cost_qvalue_network_params, inputs
-            ).squeeze(-1)
+            next_cost_q = self._cost_values(self.target_cost_qvalue_network_params, inputs)
             batch = next_q.shape[-1]
             cost = following.get(keys.cost).reshape(batch, -1).T
             if cost.shape[0] != self.num_constraints:
@@ -223,6 +250,8 @@ class SafeSACLoss(SACLoss):
         cost_q = ensemble(
             self.cost_qvalue_network, self.cost_qvalue_network_params, inputs
         ).squeeze(-1)
+        # member k * J + j is critic j of constraint k
+        cost_target = cost_target.repeat_interleave(self.num_cost_qvalue_nets, 0)
         return TensorDict(
             {
                 "loss_qvalue": (q - reward_target).square().mean(-1).sum(),
@@ -238,14 +267,13 @@ class SafeSACLoss(SACLoss):
         q_reward = ensemble(
             self.qvalue_network, self.qvalue_network_params, inputs, detach=True
         ).squeeze(-1)
-        q_cost = ensemble(
-            self.cost_qvalue_network, self.cost_qvalue_network_params, inputs, detach=True
-        ).squeeze(-1)
+        q_cost = self._cost_values(self.cost_qvalue_network_params, inputs, detach=True)
         min_q = q_reward.min(0)[0]
         alpha = self._alpha
         return TensorDict(
             {
-                "loss_objective": (alpha * log_prob - min_q).mean(),
+                "loss_objective": -min_q.mean(),
+                "loss_entropy": (alpha * log_prob).mean(),
                 "loss_cost_objective": q_cost.mean(-1),
                 "loss_alpha": self.alpha_loss(log_prob.detach()).mean(),
                 "alpha": alpha,

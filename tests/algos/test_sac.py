@@ -101,6 +101,43 @@ def test_cost_only_mode_moves_the_actor_down_the_cost_critic():
     assert cost_after < cost_before
 
 
+def actor_gradient(sac: SAC, loss: torch.Tensor) -> torch.Tensor:
+    return torch.cat(
+        [g.reshape(-1) for g in torch.autograd.grad(loss, sac.actor_params, retain_graph=True)]
+    )
+
+
+@pytest.mark.parametrize("entropy_term", ["reward", "shared"])
+def test_entropy_term_in_cost_only_mode(entropy_term):
+    """Hard switching above the limit follows the cost alone: with entropy_term="reward" the
+    actor's gradient is grad L_c; with "shared" it is grad L_c + grad E[alpha log pi]."""
+    sac = make_sac("hard_switch", entropy_term=entropy_term)
+    batch, episode_cost = replay_batch(), torch.tensor([1e3])
+    loss = sac.loss_module
+    torch.manual_seed(5)
+    out = loss.actor_losses(batch)
+    expected = actor_gradient(sac, out["loss_cost_objective"].sum())
+    if entropy_term == "shared":
+        expected = expected + actor_gradient(sac, out["loss_entropy"])
+    torch.manual_seed(5)
+    losses = loss.actor_losses(batch)
+    sac._actor_direction(losses, episode_cost)
+    grad = torch.cat([p.grad.reshape(-1) for p in sac.actor_params])
+    torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_shared_entropy_with_the_reward_objective_alone_is_plain_sac():
+    """Below the limit soft switching follows the reward alone: both entropy settings give
+    the same actor gradient, grad E[alpha log pi - min Q_r]."""
+    grads = []
+    for entropy_term in ("reward", "shared"):
+        sac = make_sac("soft_switch", entropy_term=entropy_term)
+        torch.manual_seed(5)
+        sac._actor_direction(sac.loss_module.actor_losses(replay_batch()), torch.tensor([0.0]))
+        grads.append(torch.cat([p.grad.reshape(-1) for p in sac.actor_params]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
 def test_state_dict_round_trip_continues_identically():
     first, second = make_sac("lagrangian"), make_sac("lagrangian")
     for step in range(2):
@@ -123,6 +160,8 @@ def test_state_dict_round_trip_continues_identically():
         ({"gamma": 2.0}, "gamma"),
         ({"num_constraints": 0}, "num_constraints"),
         ({"actor_delay": 0}, "actor_delay"),
+        ({"entropy_term": "both"}, "entropy_term"),
+        ({"num_cost_qvalue_nets": 0}, "num_cost_qvalue_nets"),
     ],
 )
 def test_bad_settings_are_named(kwargs, match):

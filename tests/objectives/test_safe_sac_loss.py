@@ -99,12 +99,13 @@ def test_losses_match_hand_computation():
         a3, lp3 = tanh_gaussian_sample(loss, obs, noises[1])
         sa = torch.cat([obs, a3], -1)
         min_q = torch.min(mlp(q[0], sa), mlp(q[1], sa))
-        expected_reward = (alpha * lp3 - min_q).mean()
+        expected_reward, expected_entropy = -min_q.mean(), (alpha * lp3).mean()
         expected_cost = torch.stack([mlp(c[k], sa).mean() for k in range(K)])
         expected_alpha = (-math.log(alpha) * (lp3 - ACT)).mean()  # target entropy -dim(A)
     torch.testing.assert_close(out["loss_qvalue"], expected_q, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out["loss_cost_qvalue"], expected_c, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out["loss_objective"], expected_reward, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out["loss_entropy"], expected_entropy, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out["loss_cost_objective"], expected_cost, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out["loss_alpha"], expected_alpha, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(out["entropy"], -lp3.mean(), rtol=1e-5, atol=1e-6)
@@ -118,7 +119,7 @@ def test_actor_losses_reach_only_the_actor_and_critic_losses_only_the_critics():
     critics = list(loss.qvalue_network_params.values(True, True)) + list(
         loss.cost_qvalue_network_params.values(True, True)
     )
-    for name in ("loss_objective", "loss_cost_objective"):
+    for name in ("loss_objective", "loss_entropy", "loss_cost_objective"):
         value = out[name].sum()
         assert all(
             g is None
@@ -149,6 +150,39 @@ def test_one_cost_critic_per_constraint_with_distinct_weights():
     assert "cost_qvalue" in repr(loss) or "num_constraints=2" in repr(loss)
 
 
+def test_twin_cost_critics_use_their_maximum_in_targets_and_actor_loss():
+    """num_cost_qvalue_nets=2: member k * 2 + j is twin j of constraint k; the cost target
+    bootstraps max_j Q'_c,k,j, every twin regresses it, and L_c[k] = E[max_j Q_c,k,j]."""
+    cost_gamma = 0.8
+    loss = make_loss(cost_gamma=cost_gamma, num_cost_qvalue_nets=2)
+    td = batch()
+    torch.manual_seed(3)
+    out = loss(td.clone())
+    torch.manual_seed(3)
+    noises = [torch.randn(B, ACT) for _ in range(2)]
+    c, c_target = loss.cost_qvalue_network_params, loss.target_cost_qvalue_network_params
+    assert c.batch_size[0] == 2 * K
+    with torch.no_grad():
+        obs, act, nxt = td["observation"], td["action"], td["next", "observation"]
+        alive = 1.0 - td["next", "terminated"].float().squeeze(-1)
+        a1, _ = tanh_gaussian_sample(loss, nxt, noises[0])
+        a3, _ = tanh_gaussian_sample(loss, obs, noises[1])
+        expected_loss, expected_objective = 0.0, []
+        for k in range(K):
+            twins = (2 * k, 2 * k + 1)
+            nxt_q = torch.max(*(mlp(c_target[m], torch.cat([nxt, a1], -1)) for m in twins))
+            y_c = td["next", "cost"][:, k] + cost_gamma * alive * nxt_q
+            for m in twins:
+                expected_loss += ((mlp(c[m], torch.cat([obs, act], -1)) - y_c) ** 2).mean()
+            sa = torch.cat([obs, a3], -1)
+            expected_objective.append(torch.max(*(mlp(c[m], sa) for m in twins)).mean())
+    torch.testing.assert_close(out["loss_cost_qvalue"], expected_loss, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        out["loss_cost_objective"], torch.stack(expected_objective), rtol=1e-5, atol=1e-6
+    )
+    assert "num_cost_qvalue_nets=2" in repr(loss)
+
+
 def test_wrong_number_of_costs_is_named():
     loss = make_loss()
     td = batch()
@@ -163,6 +197,7 @@ def test_wrong_number_of_costs_is_named():
         ({"num_constraints": 0}, "num_constraints"),
         ({"gamma": 1.5}, "gamma"),
         ({"alpha_init": 0.0}, "alpha_init"),
+        ({"num_cost_qvalue_nets": 0}, "num_cost_qvalue_nets"),
     ],
 )
 def test_bad_settings_are_named(kwargs, match):
