@@ -63,6 +63,8 @@ class SAC:
         num_cost_qvalue_nets: cost critics per constraint (2: twins, the actor and the targets
             read their maximum, a pessimistic cost estimate; see
             :class:`~gradmanip.objectives.SafeSACLoss`).
+        nonnegative_costs: the costs are >= 0: the cost targets clamp the bootstrapped cost
+            value at 0 (see :class:`~gradmanip.objectives.SafeSACLoss`).
         entropy_term: ``"reward"`` (``alpha log pi`` is part of ``L_r``, which the strategy
             weighs) or ``"shared"`` (its gradient is added to the strategy's update).
         lr: actor learning rate; ``critic_lr`` for the critics, ``alpha_lr`` for the temperature.
@@ -83,6 +85,7 @@ class SAC:
         *,
         num_constraints: int = 1,
         num_cost_qvalue_nets: int = 1,
+        nonnegative_costs: bool = False,
         entropy_term: str = "reward",
         lr: float = 3e-4,
         critic_lr: float = 1e-3,
@@ -129,6 +132,7 @@ class SAC:
             networks.cost_qvalue,
             num_constraints=self.num_constraints,
             num_cost_qvalue_nets=check_int("num_cost_qvalue_nets", num_cost_qvalue_nets, 1),
+            nonnegative_costs=nonnegative_costs,
             gamma=check_float("gamma", gamma, 0.0, 1.0, open_low=False),
             cost_gamma=None
             if cost_gamma is None

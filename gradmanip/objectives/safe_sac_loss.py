@@ -11,7 +11,7 @@ objective) and ``alpha = exp(log_alpha)``:
            =      loss_entropy     +   loss_objective
     L_c[k] = E[max_j Q_c,k,j(s, a)]
     y_r    = r + gamma (1 - terminal) (min_i Q'_r,i(s', a') - alpha log pi(a'|s'))  (eq. 3, 5)
-    y_c[k] = c_k + gamma_c (1 - terminal) max_j Q'_c,k,j(s', a')
+    y_c[k] = c_k + gamma_c (1 - terminal) max_j Q'_c,k,j(s', a')    (clamped at 0, see below)
     L_alpha = E[-log_alpha (log pi(a|s) + H_target)]                          (eq. 18)
 
 Critic losses are squared errors against the targets (summed over the critics, averaged over
@@ -19,8 +19,10 @@ the batch). Each constraint has ``num_cost_qvalue_nets`` cost critics j (default
 the maximum is the pessimistic estimate, the mirror of the reward's twin minimum: the actor
 lowers Q_c, so a single critic's errors are exploited towards costs below the true ones (which
 bootstrapping then spreads); the maximum over twins counters that, as the minimum does for the
-reward. The targets Q' are Polyak averages kept by TorchRL's
-:class:`~torchrl.objectives.SoftUpdate`.
+reward. With ``nonnegative_costs=True`` the bootstrapped cost value is clamped at 0: every true
+Q_c is then >= 0, and the clamp stops an underestimate from compounding through the targets (a
+batch with a negative cost raises). The targets Q' are Polyak averages kept by
+TorchRL's :class:`~torchrl.objectives.SoftUpdate`.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class SafeSACLoss(SACLoss):
         num_constraints: K.
         num_cost_qvalue_nets: cost critics per constraint (1, or 2 for the pessimistic maximum
             of twins).
+        nonnegative_costs: the costs are >= 0: clamp the bootstrapped cost value at 0 (a
+            negative cost in a batch raises).
         gamma, cost_gamma: discounts of the reward and cost targets (``cost_gamma`` defaults to
             ``gamma``).
         alpha_init, target_entropy, fixed_alpha, min_alpha, max_alpha: the temperature
@@ -108,6 +112,7 @@ class SafeSACLoss(SACLoss):
         cost_gamma: float | None = None,
         num_qvalue_nets: int = 2,
         num_cost_qvalue_nets: int = 1,
+        nonnegative_costs: bool = False,
         alpha_init: float = 1.0,
         target_entropy: str | float = "auto",
         fixed_alpha: bool = False,
@@ -156,13 +161,17 @@ class SafeSACLoss(SACLoss):
         self.num_cost_qvalue_nets = num_cost_qvalue_nets
         self.gamma = float(gamma)
         self.cost_gamma = float(cost_gamma)
+        if not isinstance(nonnegative_costs, bool):
+            raise TypeError(f"nonnegative_costs must be a bool, got {nonnegative_costs!r}")
+        self.nonnegative_costs = nonnegative_costs
         self.make_value_estimator(ValueEstimators.TD0, gamma=self.gamma)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(num_constraints={self.num_constraints}, "
             f"num_qvalue_nets={self.num_qvalue_nets}, "
-            f"num_cost_qvalue_nets={self.num_cost_qvalue_nets}, gamma={self.gamma}, "
+            f"num_cost_qvalue_nets={self.num_cost_qvalue_nets}, "
+            f"nonnegative_costs={self.nonnegative_costs}, gamma={self.gamma}, "
             f"cost_gamma={self.cost_gamma}, target_entropy={float(self.target_entropy):.4g}, "
             f"fixed_alpha={self.fixed_alpha})"
         )
@@ -233,12 +242,25 @@ class SafeSACLoss(SACLoss):
                     f"{('next', keys.cost)!r} has {cost.shape[0]} constraint(s) but the loss "
                     f"was built with num_constraints={self.num_constraints}"
                 )
+            if self.nonnegative_costs:
+                self._check_nonnegative(cost)
+                next_cost_q = next_cost_q.clamp(min=0.0)
             alive = 1.0 - following.get(keys.terminated).reshape(batch).to(cost.dtype)
             reward = following.get(keys.reward).reshape(batch)
             soft_value = next_q.min(0)[0] - self._alpha * next_log_prob.reshape(batch)
             return (
                 reward + self.gamma * alive * soft_value,
                 cost + self.cost_gamma * alive * next_cost_q,
+            )
+
+    @staticmethod
+    def _check_nonnegative(cost: Tensor) -> None:
+        lowest = float(cost.min())
+        if lowest < 0:
+            raise ValueError(
+                f"a per-step cost of {lowest:g} is negative, but nonnegative_costs=True clamps "
+                f"the cost values at 0; set nonnegative_costs=False "
+                f"(algo.base.nonnegative_costs=false) for this task"
             )
 
     def critic_losses(self, tensordict: TensorDictBase) -> TensorDictBase:

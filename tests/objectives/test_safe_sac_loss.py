@@ -183,6 +183,30 @@ def test_twin_cost_critics_use_their_maximum_in_targets_and_actor_loss():
     assert "num_cost_qvalue_nets=2" in repr(loss)
 
 
+@pytest.mark.parametrize("shift", [-100.0, 100.0])
+def test_nonnegative_costs_clamp_the_bootstrapped_cost_value_at_zero(shift):
+    """nonnegative_costs=True: y_c = c + gamma_c (1 - terminal) max(Q'_c(s', a'), 0). Target
+    cost critics shifted far below 0 bootstrap 0; far above 0 they are unchanged."""
+    loss = make_loss(cost_gamma=0.8, nonnegative_costs=True)
+    with torch.no_grad():  # the last layer's bias moves every output by `shift`
+        flat = loss.target_cost_qvalue_network_params.flatten_keys(".")
+        flat["module.net.2.bias"].add_(shift)
+    td = batch()
+    torch.manual_seed(3)
+    clamped_target = loss.targets(td)[1]
+    loss.nonnegative_costs = False
+    torch.manual_seed(3)
+    plain_target = loss.targets(td)[1]
+    loss.nonnegative_costs = True
+    if shift > 0:
+        torch.testing.assert_close(clamped_target, plain_target)
+    else:
+        torch.testing.assert_close(clamped_target, td["next", "cost"].T)
+    td["next", "cost"][0, 1] = -0.5
+    with pytest.raises(ValueError, match="nonnegative_costs"):
+        loss.targets(td)
+
+
 def test_wrong_number_of_costs_is_named():
     loss = make_loss()
     td = batch()
