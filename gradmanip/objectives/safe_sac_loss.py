@@ -132,6 +132,8 @@ class SafeSACLoss(SACLoss):
                 f"num_cost_qvalue_nets must be an int >= 1 (1: one cost critic per constraint, "
                 f"2: twins and their maximum), got {num_cost_qvalue_nets!r}"
             )
+        if not isinstance(nonnegative_costs, bool):
+            raise TypeError(f"nonnegative_costs must be a bool, got {nonnegative_costs!r}")
         cost_gamma = gamma if cost_gamma is None else cost_gamma
         for name, value in (("gamma", gamma), ("cost_gamma", cost_gamma)):
             if not 0.0 <= value <= 1.0:
@@ -161,8 +163,6 @@ class SafeSACLoss(SACLoss):
         self.num_cost_qvalue_nets = num_cost_qvalue_nets
         self.gamma = float(gamma)
         self.cost_gamma = float(cost_gamma)
-        if not isinstance(nonnegative_costs, bool):
-            raise TypeError(f"nonnegative_costs must be a bool, got {nonnegative_costs!r}")
         self.nonnegative_costs = nonnegative_costs
         self.make_value_estimator(ValueEstimators.TD0, gamma=self.gamma)
 
