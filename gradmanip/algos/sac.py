@@ -22,12 +22,14 @@ strategies; the off-policy loop is :class:`gradmanip.rl.off_policy_trainer.OffPo
 
 from __future__ import annotations
 
+import math
+
 import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 from torchrl.objectives import SoftUpdate
 
-from gradmanip.algos.settings import check_float, check_int
+from gradmanip.algos.settings import check_bool, check_float, check_int
 from gradmanip.driver.gradient_driver import GradientDriver
 from gradmanip.driver.step_result import StepResult
 from gradmanip.objectives.safe_sac_loss import SafeSACLoss
@@ -124,6 +126,15 @@ class SAC:
                 f"added to the strategy's update), got {entropy_term!r}"
             )
         self.entropy_term = entropy_term
+        fixed_alpha = check_bool("fixed_alpha", fixed_alpha)
+        if target_entropy != "auto":
+            try:
+                target_entropy = check_float("target_entropy", target_entropy, -math.inf)
+            except ValueError:
+                raise ValueError(
+                    f"target_entropy must be 'auto' (-dim(action)) or a finite number, "
+                    f"got {target_entropy!r}"
+                ) from None
         self.networks = networks
         self.strategy = strategy
         self.loss_module = SafeSACLoss(

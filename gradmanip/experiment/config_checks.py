@@ -78,6 +78,15 @@ def _int_at_least(cfg: DictConfig, field: str, minimum: int) -> int:
     return value
 
 
+def _check_switches(cfg: DictConfig) -> None:
+    """The recipe's on/off fields are true or false (a typo such as ``resume=ture`` is a
+    string, which Python would read as true)."""
+    for field in ("normalize_obs", "resume", "video", "progress"):
+        value = OmegaConf.select(cfg, field)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"{field} must be true or false, got {value!r}")
+
+
 def _get(cfg: DictConfig, field: str) -> Any:
     node: Any = cfg
     for part in field.split("."):
@@ -299,6 +308,7 @@ def check_run_config(
     (``total_steps=1e6``) are stored as ints."""
     _wrap("env.id", lambda: safe_envs.task_entry(cfg.env.id))
     num_costs = check_constraint_settings(cfg)
+    _check_switches(cfg)
     _int_at_least(cfg, "seed", 0)
     per_epoch = _int_at_least(cfg, "steps_per_epoch", 1)
     total = _int_at_least(cfg, "total_steps", 1)

@@ -67,6 +67,13 @@ def check_nonnegative(values: torch.Tensor | float, name: str, fix: str = "") ->
         raise ValueError(f"{name} must be >= 0, got {tensor.tolist()}{hint}")
 
 
+def check_bool(value: object, name: str) -> bool:
+    """A true bool (``"false"`` or ``1`` would silently read as a truth value)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def check_positive(value: float, name: str) -> None:
     """Reject values <= 0 (and NaN)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -8,7 +8,7 @@ from gradmanip.strategies.base import MODE_BOTH, MODE_REWARD_ONLY, Strategy
 from gradmanip.strategies.combiners import WeightedSumCombiner
 from gradmanip.strategies.diagnostics import Value
 from gradmanip.strategies.gram import Gram
-from gradmanip.strategies.settings import PerConstraint
+from gradmanip.strategies.settings import PerConstraint, check_bool
 
 
 class WeightedSum(Strategy):
@@ -32,7 +32,7 @@ class WeightedSum(Strategy):
     ) -> None:
         combiner = WeightedSumCombiner(reward_weight, cost_weight)
         count = combiner.num_constraints
-        if require_sum_to_one:
+        if check_bool(require_sum_to_one, "require_sum_to_one"):
             total = combiner.reward_weight + sum(combiner.cost_weight)
             if abs(total - 1.0) > 1e-6:
                 raise ValueError(

@@ -162,6 +162,9 @@ def test_state_dict_round_trip_continues_identically():
         ({"actor_delay": 0}, "actor_delay"),
         ({"entropy_term": "both"}, "entropy_term"),
         ({"num_cost_qvalue_nets": 0}, "num_cost_qvalue_nets"),
+        ({"fixed_alpha": "false"}, "fixed_alpha must be true or false"),
+        ({"target_entropy": "foo"}, "target_entropy must be 'auto'"),
+        ({"target_entropy": float("nan")}, "target_entropy must be 'auto'"),
     ],
 )
 def test_bad_settings_are_named(kwargs, match):

@@ -209,6 +209,13 @@ def test_existing_run_directory_needs_resume(tmp_path):
             r"episodes of each epoch\)",
         ),
         ("algo=trpo algo.cost_window=2.5", r"algo.cost_window must be an integer >= 1, got 2.5"),
+        ("resume=ture", r"resume must be true or false, got 'ture'"),
+        ("video=1", r"video must be true or false, got 1"),
+        ("normalize_obs=yes", r"normalize_obs must be true or false, got 'yes'"),
+        (
+            "strategy=weighted_sum strategy.require_sum_to_one=maybe",
+            r"strategy: require_sum_to_one must be true or false, got 'maybe'",
+        ),
     ],
 )
 def test_bad_settings_fail_before_training(tmp_path, override, message):

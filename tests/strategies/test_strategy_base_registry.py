@@ -161,6 +161,8 @@ def test_weighted_sum_values_and_validation():
         WeightedSum(0.75, 0.75)
     with pytest.raises(ValueError, match="cost_weight must be >= 0"):
         WeightedSum(1.5, -0.5)
+    with pytest.raises(ValueError, match="require_sum_to_one must be true or false"):
+        WeightedSum(2.0, 3.0, require_sum_to_one="false")
 
 
 def test_reward_only_supports_any_constraint_count():
