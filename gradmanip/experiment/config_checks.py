@@ -344,8 +344,15 @@ def check_run_config(
     _int_at_least(cfg, "torch_threads", 1)
     _int_at_least(cfg, "safety_start_epoch", 0)
     hidden = _get(cfg, "hidden")
-    if len(hidden) == 0 or any(not isinstance(h, int) or h < 1 for h in hidden):
-        raise ConfigError(f"hidden must be a non-empty list of positive widths, got {hidden}")
+    if (
+        not OmegaConf.is_list(hidden)
+        or len(hidden) == 0
+        or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden)
+    ):
+        raise ConfigError(
+            f"hidden must be a non-empty list of positive widths, e.g. hidden=[64,64], "
+            f"got {hidden!r}"
+        )
     off_policy = OmegaConf.select(cfg, "algo.kind", default="on_policy") == "off_policy"
     if off_policy:
         _check_off_policy(cfg, total)

@@ -210,6 +210,9 @@ def test_existing_run_directory_needs_resume(tmp_path):
         ),
         ("algo=trpo algo.cost_window=2.5", r"algo.cost_window must be an integer >= 1, got 2.5"),
         ("resume=ture", r"resume must be true or false, got 'ture'"),
+        ("hidden=64", r"hidden must be a non-empty list of positive widths, e.g. hidden=\[64,64\]"),
+        ("hidden=[]", r"hidden must be a non-empty list of positive widths"),
+        ("hidden=[64,0]", r"hidden must be a non-empty list of positive widths"),
         ("video=1", r"video must be true or false, got 1"),
         ("normalize_obs=yes", r"normalize_obs must be true or false, got 'yes'"),
         (
