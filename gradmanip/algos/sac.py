@@ -29,13 +29,14 @@ from tensordict import TensorDictBase
 from torch import Tensor, nn
 from torchrl.objectives import SoftUpdate
 
-from gradmanip.algos.settings import check_bool, check_float, check_int
+from gradmanip.algos.settings import check_float, check_int
 from gradmanip.driver.gradient_driver import GradientDriver
 from gradmanip.driver.step_result import StepResult
 from gradmanip.objectives.safe_sac_loss import SafeSACLoss
 from gradmanip.rl.sac_models import SACNetworks
 from gradmanip.strategies.base import Strategy, as_episode_cost
 from gradmanip.strategies.diagnostics import Value
+from gradmanip.strategies.settings import check_bool
 
 ENTROPY_TERMS = ("reward", "shared")
 
@@ -126,7 +127,7 @@ class SAC:
                 f"added to the strategy's update), got {entropy_term!r}"
             )
         self.entropy_term = entropy_term
-        fixed_alpha = check_bool("fixed_alpha", fixed_alpha)
+        fixed_alpha = check_bool(fixed_alpha, "fixed_alpha")
         if target_entropy != "auto":
             try:
                 target_entropy = check_float("target_entropy", target_entropy, -math.inf)

@@ -15,13 +15,6 @@ def check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def check_bool(name: str, value: Any) -> bool:
-    """A true bool (``"false"`` or ``1`` would silently read as a truth value)."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
 def check_float(
     name: str, value: Any, low: float, high: float = math.inf, *, open_low: bool = True
 ) -> float:
