@@ -22,8 +22,6 @@ strategies; the off-policy loop is :class:`gradmanip.rl.off_policy_trainer.OffPo
 
 from __future__ import annotations
 
-import math
-
 import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
@@ -36,7 +34,6 @@ from gradmanip.objectives.safe_sac_loss import SafeSACLoss
 from gradmanip.rl.sac_models import SACNetworks
 from gradmanip.strategies.base import Strategy, as_episode_cost
 from gradmanip.strategies.diagnostics import Value
-from gradmanip.strategies.settings import check_bool
 
 ENTROPY_TERMS = ("reward", "shared")
 
@@ -127,15 +124,6 @@ class SAC:
                 f"added to the strategy's update), got {entropy_term!r}"
             )
         self.entropy_term = entropy_term
-        fixed_alpha = check_bool(fixed_alpha, "fixed_alpha")
-        if target_entropy != "auto":
-            try:
-                target_entropy = check_float("target_entropy", target_entropy, -math.inf)
-            except ValueError:
-                raise ValueError(
-                    f"target_entropy must be 'auto' (-dim(action)) or a finite number, "
-                    f"got {target_entropy!r}"
-                ) from None
         self.networks = networks
         self.strategy = strategy
         self.loss_module = SafeSACLoss(

@@ -27,6 +27,7 @@ TorchRL's :class:`~torchrl.objectives.SoftUpdate`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,8 @@ from torch.func import functional_call
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.objectives import SACLoss, ValueEstimators
 from torchrl.objectives.sac import compute_rsample_log_prob
+
+from gradmanip.strategies.settings import check_bool
 
 
 def ensemble(
@@ -140,6 +143,16 @@ class SafeSACLoss(SACLoss):
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
         if not alpha_init > 0:
             raise ValueError(f"alpha_init must be > 0, got {alpha_init}")
+        check_bool(fixed_alpha, "fixed_alpha")
+        if target_entropy != "auto" and (
+            isinstance(target_entropy, bool)
+            or not isinstance(target_entropy, int | float)
+            or not math.isfinite(target_entropy)
+        ):
+            raise ValueError(
+                f"target_entropy must be 'auto' (-dim(action)) or a finite number, "
+                f"got {target_entropy!r}"
+            )
         super().__init__(
             actor_network,
             qvalue_network,

@@ -222,6 +222,9 @@ def test_wrong_number_of_costs_is_named():
         ({"gamma": 1.5}, "gamma"),
         ({"alpha_init": 0.0}, "alpha_init"),
         ({"num_cost_qvalue_nets": 0}, "num_cost_qvalue_nets"),
+        ({"fixed_alpha": "false"}, "fixed_alpha must be true or false"),
+        ({"target_entropy": "foo"}, "target_entropy must be 'auto'"),
+        ({"target_entropy": float("inf")}, "target_entropy must be 'auto'"),
     ],
 )
 def test_bad_settings_are_named(kwargs, match):
