@@ -25,7 +25,7 @@ Measured in one run on the idle 2-core machine (one torch thread):
   libraries do the same ones, except that gradient manipulation needs the cost direction by a
   backward pass of its own where OmniSafe's Lagrangian backpropagates one combined loss;
 - prefetching against plain sampling, measured in runs of their own on the same idle machine:
-  0.995x and 1.008x the plain loop's speed (medians of 20 pairs of 100 updates; 61 to 64
+  0.995x and 0.997x the plain loop's speed (medians of 20 pairs of 100 updates; 62 and 64
   updates per second plain).
 """
 
