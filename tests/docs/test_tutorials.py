@@ -116,6 +116,18 @@ def test_04_pcrpo_paper(tmp_path):
     assert (run / "checkpoints" / "last.pt").exists() and (run / "curves.png").exists()
 
 
+@pytest.mark.slow
+def test_07_own_sac_loop(tmp_path):
+    out = run_tutorial("07_own_sac_loop.py", tmp_path)
+    pattern = r"epoch +(\d+)  return +(-?[\d.]+) +cost +([\d.]+) \(limit 10\)  mode ([-012])"
+    lines = re.findall(pattern, out)
+    assert [int(epoch) for epoch, *_ in lines] == [1, 2]
+    assert lines[0][3] == "-"  # the random warm-up: no gradient step
+    assert lines[1][3] in MODES
+    # 200 steps after the 200 warm-up steps, one gradient step every second step
+    assert "100 gradient steps on 400 environment steps" in out
+
+
 def check_comparison(out_dir: Path, strategies: set[str], seeds: int) -> None:
     table = read_csv(out_dir / "comparison.csv")
     assert {row["strategy"] for row in table} == strategies
