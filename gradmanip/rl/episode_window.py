@@ -11,6 +11,8 @@ from collections import deque
 
 import torch
 
+from gradmanip.rl.metric_names import constraint_columns
+
 
 class EpisodeWindow:
     """The last ``window`` episodes' returns, costs [K] and lengths."""
@@ -50,7 +52,9 @@ class EpisodeWindow:
         return costs.mean(0)
 
     def summary(self) -> dict[str, float]:
-        """Window means of return, cost (``episode_cost[_k]``) and length (NaN when empty)."""
+        """Window means of return, cost and length (NaN when empty); with K > 1 constraints
+        ``episode_cost_k`` per constraint and ``episode_cost`` their sum (see
+        :mod:`gradmanip.rl.metric_names`)."""
         nan = float("nan")
         returns = [r for r, _, _ in self.episodes]
         lengths = [n for _, _, n in self.episodes]
@@ -58,8 +62,7 @@ class EpisodeWindow:
             "episode_return": sum(returns) / len(returns) if returns else nan,
             "episode_length": sum(lengths) / len(lengths) if lengths else nan,
         }
-        for k, value in enumerate(self.episode_cost.tolist()):
-            out["episode_cost" if k == 0 else f"episode_cost_{k}"] = value
+        out.update(constraint_columns("episode_cost", self.episode_cost.tolist(), total=True))
         return out
 
     def state_dict(self) -> dict:

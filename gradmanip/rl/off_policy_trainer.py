@@ -32,6 +32,7 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor
 
 from gradmanip.rl.episode_window import EpisodeWindow
+from gradmanip.rl.metric_names import constraint_columns
 from gradmanip.rl.replay import buffer_state, load_buffer_state
 from gradmanip.rl.trainer import EPOCH_SEED_STRIDE
 
@@ -49,7 +50,8 @@ class OffPolicyAlgorithm(Protocol):
 
 
 def epoch_means(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """Per metric, the mean over the epoch's update steps (``name_k`` for entry k of [K])."""
+    """Per metric, the mean over the epoch's update steps; a [K] metric with K > 1 gives one
+    column per constraint, ``name_0`` ... ``name_{K-1}`` (see :mod:`gradmanip.rl.metric_names`)."""
     out: dict[str, float] = {}
     for name in dict.fromkeys(name for row in rows for name in row):  # in order of appearance
         values = [row[name] for row in rows if name in row]
@@ -57,9 +59,7 @@ def epoch_means(rows: list[dict[str, Any]]) -> dict[str, float]:
             stacked = torch.stack(values).double()
         else:
             stacked = torch.as_tensor(values, dtype=torch.float64)
-        means = stacked.mean(0).reshape(-1).tolist()
-        for k, value in enumerate(means):
-            out[name if k == 0 else f"{name}_{k}"] = value
+        out.update(constraint_columns(name, stacked.mean(0).reshape(-1).tolist()))
     return out
 
 

@@ -1,5 +1,6 @@
-"""The recipes on tasks with K = 2 constraints: every strategy trains, shapes [.., K] end to end,
-per-constraint metrics, run.json and summary.json, K mismatches fail before any work, resume."""
+"""The recipes on tasks with K = 2 constraints: every strategy trains (on- and off-policy), shapes
+[.., K] end to end, per-constraint metrics, run.json and summary.json, K mismatches fail before
+any work, resume."""
 
 from __future__ import annotations
 
@@ -84,6 +85,28 @@ def test_every_strategy_trains_on_a_two_constraint_task(tmp_path, strategy):
 def test_two_constraints_with_the_natural_gradient_and_torchrl_collection(tmp_path, overrides):
     ppo_softswitch.train(compose_cfg(*overrides, "total_steps=1000"), tmp_path)
     check_two_constraint_outputs(tmp_path, epochs=2)
+
+
+@pytest.mark.slow
+def test_two_constraints_with_the_off_policy_base(tmp_path):
+    cfg = compose_cfg(
+        "algo=sac", "strategy=soft_switch", "total_steps=1000", "algo.warmup_steps=200"
+    )
+    summary = ppo_softswitch.train(cfg, tmp_path)
+    rows = read_metrics(tmp_path)
+    assert [r["epoch"] for r in rows] == [1, 2] and summary["epochs"] == 2
+    for row in rows:  # the columns of the on-policy bases: name_k, and the total cost
+        assert row["episode_cost"] == pytest.approx(row["episode_cost_0"] + row["episode_cost_1"])
+        names = ("loss/cost", "cost_q_value", "strategy/cosine")
+        assert all({f"{n}_0", f"{n}_1"} <= set(row) and n not in row for n in names)
+    assert all(math.isfinite(rows[-1][f"loss/cost_{k}"]) for k in (0, 1))
+    assert summary["final_episode_cost"] == rows[-1]["episode_cost"]
+    assert summary["eval/cost"] == pytest.approx(summary["eval/cost_0"] + summary["eval/cost_1"])
+    assert read_run_info(tmp_path)["cost_limit"] == [10.0, 10.0]
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    cost_critics = state["algo"]["loss_module"]["cost_qvalue_network_params.module.net.0.bias"]
+    assert cost_critics.shape[0] == 2  # one cost critic per constraint
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_velocity_effort_task_trains(tmp_path):

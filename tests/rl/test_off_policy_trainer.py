@@ -106,7 +106,10 @@ def test_episode_window_mean_of_the_last_episodes():
         window.add(ret, cost, 100)
     assert window.episode_cost.tolist() == [25.0, 3.0]
     summary = window.summary()
-    assert summary["episode_return"] == 2.5 and summary["episode_cost_1"] == 3.0
+    assert summary["episode_return"] == 2.5
+    # one column per constraint, and their sum under the plain name (as on-policy)
+    assert (summary["episode_cost_0"], summary["episode_cost_1"]) == (25.0, 3.0)
+    assert summary["episode_cost"] == 28.0
     with pytest.raises(ValueError, match="expected 2"):
         window.add(0.0, [1.0], 1)
 
@@ -186,5 +189,8 @@ def test_two_constraints_read_from_the_task_info():
     assert costs.shape == (100, 2) and costs[:, 1].sum() > 0  # the effort cost, per step
     assert not torch.equal(costs[:, 0], costs[:, 1])
     assert metrics["updates"] == 20
-    for key in ("loss/cost", "loss/cost_1", "cost_q_value_1", "episode_cost_1"):
-        assert key in metrics
+    for name in ("loss/cost", "cost_q_value", "episode_cost", "strategy/cosine"):
+        assert {f"{name}_0", f"{name}_1"} <= set(metrics), name
+        assert f"{name}_2" not in metrics
+    assert "loss/cost" not in metrics and "strategy/cosine" not in metrics  # per constraint only
+    assert metrics["episode_cost"] == metrics["episode_cost_0"] + metrics["episode_cost_1"]
