@@ -57,6 +57,7 @@ from gradmanip.algos.trust_region import (
     kl_scaled_step,
 )
 from gradmanip.objectives.safe_ppo_loss import SafePPOLoss
+from gradmanip.rl.advantages import ON_POLICY_KEYS
 from gradmanip.rl.metric_names import constraint_columns
 from gradmanip.rl.models import ActorCritic
 from gradmanip.strategies.base import Strategy, as_episode_cost
@@ -69,16 +70,6 @@ from gradmanip.strategies.trust_region import (
 )
 
 __all__ = ["NaturalGradient", "metric_rule", "span_coefficients"]
-
-_BATCH_KEYS = (
-    "observation",
-    "action",
-    "action_log_prob",
-    "advantage",
-    "cost_advantage",
-    "value_target",
-    "cost_value_target",
-)
 
 
 def metric_rule(strategy: Strategy) -> TrustRegionStrategy | None:
@@ -415,10 +406,10 @@ class NaturalGradient:
 
     # ---------------------------------------------------------------------------- checking
     def _read_batch(self, batch: TensorDictBase) -> tuple[Tensor, ...]:
-        missing = [k for k in _BATCH_KEYS if k not in batch]
+        missing = [k for k in ON_POLICY_KEYS if k not in batch]
         if missing:
             raise KeyError(
-                f"batch lacks {missing}; NaturalGradient.update needs {list(_BATCH_KEYS)} "
+                f"batch lacks {missing}; NaturalGradient.update needs {list(ON_POLICY_KEYS)} "
                 "(compute advantages with gradmanip.rl.advantages first)"
             )
         if batch.batch_dims != 1:

@@ -33,6 +33,7 @@ from gradmanip.driver.gradient_driver import GradientDriver
 from gradmanip.fast.lean_ppo import LeanPPOStep
 from gradmanip.gaussian import gaussian_kl
 from gradmanip.objectives.safe_ppo_loss import SafePPOLoss
+from gradmanip.rl.advantages import ON_POLICY_KEYS
 from gradmanip.rl.metric_names import constraint_columns
 from gradmanip.rl.models import ActorCritic
 from gradmanip.strategies.base import Strategy, as_episode_cost
@@ -40,26 +41,8 @@ from gradmanip.strategies.delayed import DelayedSafety
 from gradmanip.strategies.diagnostics import Value
 from gradmanip.strategies.trust_region import TrustRegionStrategy
 
-_PACKED_KEYS = (
-    "observation",
-    "action",
-    "action_log_prob",
-    "advantage",
-    "cost_advantage",
-    "value_target",
-    "cost_value_target",
-)
-BATCH_KEYS = (
-    "observation",
-    "action",
-    "action_log_prob",
-    "loc",
-    "scale",
-    "advantage",
-    "cost_advantage",
-    "value_target",
-    "cost_value_target",
-)
+# the batch's entries PPO reads: the on-policy ones and the behaviour policy's Gaussian (its KL)
+BATCH_KEYS = (*ON_POLICY_KEYS, "loc", "scale")
 
 # a step's strategy diagnostics: Python values (coefficient path) or tensors (aggregate)
 Diagnostics = Mapping[str, Value | Tensor]
@@ -271,7 +254,7 @@ class PPO:
         diagnostics_seen: dict[str, list[Value | Tensor]] = {}
         steps = skipped = passes = 0
         kl = float("nan")
-        columns = [data[key].reshape(n, -1) for key in _PACKED_KEYS]
+        columns = [data[key].reshape(n, -1) for key in ON_POLICY_KEYS]
         widths = [column.shape[1] for column in columns]
         widths[3:5] = [widths[3] + widths[4]]  # reward and cost advantages side by side
         packed = torch.cat(columns, dim=1)

@@ -24,6 +24,17 @@ from tensordict import TensorDict, TensorDictBase
 from torch import nn
 from torchrl.objectives.value import GAE
 
+# the entries an on-policy update reads from a batch this module has filled
+ON_POLICY_KEYS = (
+    "observation",
+    "action",
+    "action_log_prob",
+    "advantage",
+    "cost_advantage",
+    "value_target",
+    "cost_value_target",
+)
+
 Normalization = Literal["standardize", "center", "none"]
 _NORMALIZATIONS = ("standardize", "center", "none")
 
