@@ -167,6 +167,16 @@ class LineSearchResult:
     changes: tuple[float, ...] = ()
 
 
+def _check_search(max_steps: int, backtrack_factor: float, max_kl: float) -> None:
+    """The settings both line searches share, checked before any step is tried."""
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if not 0.0 < backtrack_factor < 1.0:
+        raise ValueError(f"backtrack_factor must be in (0, 1), got {backtrack_factor}")
+    if not (max_kl > 0.0 and math.isfinite(max_kl)):
+        raise ValueError(f"max_kl must be a finite float > 0, got {max_kl}")
+
+
 def backtracking_line_search(
     params: Sequence[nn.Parameter | Tensor],
     step: Tensor,
@@ -192,12 +202,7 @@ def backtracking_line_search(
     (TRPO, Schulman et al. 2015, Appendix C). If no fraction passes, or if the expected
     improvement is not positive, the parameters are restored to ``theta_old``.
     """
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if not 0.0 < backtrack_factor < 1.0:
-        raise ValueError(f"backtrack_factor must be in (0, 1), got {backtrack_factor}")
-    if not (max_kl > 0.0 and math.isfinite(max_kl)):
-        raise ValueError(f"max_kl must be a finite float > 0, got {max_kl}")
+    _check_search(max_steps, backtrack_factor, max_kl)
     if not kl_slack >= 1.0:
         raise ValueError(f"kl_slack must be >= 1 (1 = strict KL bound), got {kl_slack}")
     expected_improvement = float(expected_improvement)
@@ -245,12 +250,7 @@ def constrained_line_search(
     ``improvement`` in the result is the change of the reward surrogate, ``changes`` that of every
     surrogate (empty when nothing was accepted).
     """
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if not 0.0 < backtrack_factor < 1.0:
-        raise ValueError(f"backtrack_factor must be in (0, 1), got {backtrack_factor}")
-    if not (max_kl > 0.0 and math.isfinite(max_kl)):
-        raise ValueError(f"max_kl must be a finite float > 0, got {max_kl}")
+    _check_search(max_steps, backtrack_factor, max_kl)
     rejected = LineSearchResult(False, 0.0, 0, float(expected_improvement), 0.0, 0.0)
     if not bool(torch.isfinite(step).all()) or not bool(step.ne(0).any()):
         return rejected
