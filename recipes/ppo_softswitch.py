@@ -7,7 +7,8 @@
     python recipes/ppo_softswitch.py -m seed=0,1,2 strategy=soft_switch,lagrangian   # a sweep
 
 Each epoch: collect -> episode statistics -> reward and cost advantages -> strategy state ->
-per-objective gradients combined by the strategy -> log, checkpoint. With ``algo=sac`` an epoch
+per-objective gradients combined by the strategy -> (every ``eval_every`` epochs: deterministic
+evaluation episodes) -> log, checkpoint. With ``algo=sac`` an epoch
 is N environment steps, each stored in a replay buffer and followed by SAC updates whose
 per-objective actor gradients the strategy combines. The run directory receives
 ``metrics.csv``, ``run.json``, ``checkpoints/last.pt``, ``curves.png`` and ``summary.json``.
@@ -16,6 +17,7 @@ per-objective actor gradients the strategy combines. The run directory receives
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -69,7 +71,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     parts = build(cfg)
     run.start(parts.trainer, describe(cfg, parts))
     try:
-        train_epochs(parts.trainer, run)
+        train_epochs(parts.trainer, run, lambda: evaluation(cfg, parts), cfg.eval_every)
     except RunStopped:
         parts.collector.shutdown()
         raise
@@ -171,17 +173,43 @@ def describe(cfg: DictConfig, parts: SimpleNamespace) -> dict:
     }
 
 
-def train_epochs(trainer: Trainer, run: TrainingRun) -> None:
+def train_epochs(
+    trainer: Trainer,
+    run: TrainingRun,
+    evaluate: Callable[[], dict] | None = None,
+    eval_every: int = 0,
+) -> None:
     """One epoch at a time (on-policy: collect, statistics, advantages, strategy state, update;
     off-policy: strategy state, then steps and replay updates) until the budget is spent or a
-    stop is asked; logs and checkpoints on the way."""
+    stop is asked; every ``eval_every``-th epoch adds ``evaluate()``'s values to its row; logs
+    and checkpoints on the way."""
     while run.active(trainer):
         try:
             metrics = trainer.run_epoch()
         except FloatingPointError as err:
             raise run.nonfinite(trainer, err) from err
+        if eval_every and trainer.epoch % eval_every == 0:
+            metrics |= evaluate()
         run.record(trainer, metrics)
     run.close(trainer)
+
+
+def evaluation(cfg: DictConfig, parts: SimpleNamespace, video_path: Path | None = None) -> dict:
+    """``eval_episodes`` deterministic episodes on a fresh copy of the task, seeded
+    ``seed + 10000`` (the same start states at every evaluation), observations scaled with the
+    pooled training statistics; with ``video_path`` one is recorded as a GIF. Torch's random
+    state is restored afterwards, so evaluating leaves training as it would have been."""
+    with torch.random.fork_rng():
+        return final_evaluation(
+            parts.policy_net,
+            cfg.env.id,
+            parts.task_kwargs,
+            episodes=cfg.eval_episodes,
+            seed=cfg.seed + 10_000,
+            obs_norm_state=pooled_obs_statistics(parts.collector) if cfg.normalize_obs else None,
+            obs_clip=cfg.obs_clip,
+            video_path=video_path,
+        )
 
 
 def finish(cfg: DictConfig, parts: SimpleNamespace, run: TrainingRun) -> dict:
@@ -198,16 +226,7 @@ def finish(cfg: DictConfig, parts: SimpleNamespace, run: TrainingRun) -> dict:
         if name == "episode_cost" or name.startswith("episode_cost_")
     }
     summary["cost_limit"] = OmegaConf.to_container(cfg.env, resolve=True)["cost_limit"]
-    summary |= final_evaluation(
-        parts.policy_net,
-        cfg.env.id,
-        parts.task_kwargs,
-        episodes=cfg.eval_episodes,
-        seed=cfg.seed + 10_000,
-        obs_norm_state=pooled_obs_statistics(parts.collector) if cfg.normalize_obs else None,
-        obs_clip=cfg.obs_clip,
-        video_path=run.directory / "episode.gif" if cfg.video else None,
-    )
+    summary |= evaluation(cfg, parts, run.directory / "episode.gif" if cfg.video else None)
     plot_run(run.directory)
     parts.collector.shutdown()
     run.write_summary(summary)

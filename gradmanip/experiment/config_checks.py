@@ -340,7 +340,12 @@ def check_run_config(
     _check_task_kwargs(cfg)
     _check_logger(cfg)
     _int_at_least(cfg, "checkpoint_every", 1)
-    _int_at_least(cfg, "eval_episodes", 0)
+    episodes = _int_at_least(cfg, "eval_episodes", 0)
+    if _int_at_least(cfg, "eval_every", 0) and not episodes:
+        raise ConfigError(
+            "eval_every evaluates eval_episodes episodes during training, but eval_episodes=0: "
+            "set eval_episodes >= 1, or eval_every=0"
+        )
     _int_at_least(cfg, "torch_threads", 1)
     _int_at_least(cfg, "safety_start_epoch", 0)
     hidden = _get(cfg, "hidden")

@@ -1,4 +1,5 @@
-"""A progress bar over environment steps showing reward, cost and the strategy's mode.
+"""A progress bar over environment steps showing reward, cost, the strategy's mode and, on
+epochs that evaluated the policy, its deterministic return.
 
 With K > 1 constraints the cost field shows every constraint's episodic cost, in order
 (``cost=12.5/140``).
@@ -60,6 +61,9 @@ def _postfix(metrics: Mapping[str, float]) -> dict[str, str]:
         "return": _short(metrics.get("episode_return")),
         "cost": "/".join(_short(metrics.get(key)) for key in _cost_keys(metrics)),
     }
+    evaluated = metrics.get("eval/return")
+    if evaluated is not None and math.isfinite(evaluated):
+        post["eval"] = _short(evaluated)
     mode = metrics.get("strategy/mode")
     if mode is not None and math.isfinite(mode):
         post["mode"] = MODES.get(int(mode), str(int(mode)))

@@ -1,5 +1,5 @@
 """The end-of-run picture: episodic reward and cost (one panel per constraint) against
-environment steps."""
+environment steps, with the deterministic evaluations made during training as points."""
 
 from __future__ import annotations
 
@@ -16,6 +16,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from gradmanip.reporting.metrics_file import read_metrics, read_run_info  # noqa: E402
 from gradmanip.reporting.runs import cost_keys, cost_limits  # noqa: E402
+
+EVAL_STYLE = {
+    "color": "black",
+    "marker": "o",
+    "markersize": 3,
+    "linewidth": 0.8,
+    "label": "evaluation (deterministic)",
+}
 
 
 def draw_limit(ax: plt.Axes, cost_limit: float, slack_lower: float, slack_upper: float) -> None:
@@ -55,14 +63,22 @@ def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) 
     fig, (ax_r, *ax_costs) = plt.subplots(
         1, 1 + k, figsize=(5 * (1 + k), 3.8), constrained_layout=True
     )
-    ax_r.plot(steps, [r["episode_return"] for r in rows], color="tab:blue")
+    ax_r.plot(steps, [r["episode_return"] for r in rows], color="tab:blue", label="training")
+    evaluated = [r for r in rows if math.isfinite(r.get("eval/return", math.nan))]
+    eval_steps = [r["env_steps"] for r in evaluated]
+    if evaluated:
+        ax_r.plot(eval_steps, [r["eval/return"] for r in evaluated], **EVAL_STYLE)
+        ax_r.legend(loc="best", fontsize=8)
     ax_r.set(xlabel="environment steps", ylabel="episodic reward", title=info.get("env", ""))
     limits = cost_limits(info.get("cost_limit"), k) if "cost_limit" in info else None
     lower = _per_constraint(info.get("slack_lower"), k, 0.0)
     upper = _per_constraint(info.get("slack_upper"), k, 0.0)
     title = f"{info.get('algo', '')} + {info.get('strategy', '')}"
     for i, (ax, key) in enumerate(zip(ax_costs, keys, strict=True)):
-        ax.plot(steps, [r.get(key, math.nan) for r in rows], color="tab:red")
+        ax.plot(steps, [r.get(key, math.nan) for r in rows], color="tab:red", label="training")
+        if evaluated:
+            column = "eval/cost" if k == 1 else f"eval/cost_{i}"
+            ax.plot(eval_steps, [r.get(column, math.nan) for r in evaluated], **EVAL_STYLE)
         ax.set(
             xlabel="environment steps",
             ylabel="episodic cost" if k == 1 else f"episodic cost {i}",
@@ -70,6 +86,7 @@ def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) 
         )
         if limits is not None and math.isfinite(limits[i]):
             draw_limit(ax, limits[i], lower[i], upper[i])
+        if evaluated or (limits is not None and math.isfinite(limits[i])):
             ax.legend(loc="best", fontsize=8)
     for ax in (ax_r, *ax_costs):
         ax.grid(alpha=0.3)

@@ -23,6 +23,7 @@ NOT_LEARNING_SETTINGS = frozenset(
         "resume",
         "progress",
         "eval_episodes",
+        "eval_every",
         "video",
         "checkpoint_every",
         "torch_threads",

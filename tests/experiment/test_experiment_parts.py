@@ -110,6 +110,16 @@ def test_progress_shows_the_cost_of_each_constraint():
     bar.close()
 
 
+def test_progress_shows_the_evaluation_of_the_epochs_that_have_one():
+    bar = Progress(1000, enabled=True)
+    metrics = {"env_steps": 400, "episode_return": 3.0, "episode_cost": 1.0}
+    bar.update(metrics | {"eval/return": float("nan")})
+    assert bar.bar.postfix == "return=3, cost=1"
+    bar.update(metrics | {"env_steps": 800, "eval/return": 41.26})
+    assert bar.bar.postfix == "return=3, cost=1, eval=41.26"
+    bar.close()
+
+
 def test_progress_shows_each_epoch_once_with_its_own_values():
     out = io.StringIO()
     bar = Progress(1500, file=out)

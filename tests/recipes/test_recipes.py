@@ -112,7 +112,7 @@ def test_paper_recipe_runs_natural_gradient_with_warmup(tmp_path):
 
 
 def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
-    budget = ["total_steps=2000", "checkpoint_every=1", "strategy=lagrangian"]
+    budget = ["total_steps=2000", "checkpoint_every=1", "strategy=lagrangian", "eval_every=2"]
     killed = sigkill_then_resume(tmp_path, budget, wait=180)
     assert same(
         learning_columns(read_metrics(killed)), learning_columns(read_metrics(tmp_path / "whole"))

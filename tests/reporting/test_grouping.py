@@ -49,6 +49,7 @@ def test_different_budgets_are_different_groups(tmp_path, write_run, run_config,
 
 def test_seed_and_run_mechanics_do_not_split_a_group(tmp_path, write_run, run_config):
     mechanics = {"resume": True, "progress": False, "eval_episodes": 0, "num_workers": 2}
+    mechanics["eval_every"] = 5  # a setting a run recorded before it existed lacks
     write_run(tmp_path / "a", [1.0], [1.0], seed=0, cfg=run_config(seed=0))
     write_run(tmp_path / "b", [2.0], [1.0], seed=1, cfg=run_config(seed=1, **mechanics))
     write_run(tmp_path / "c", [3.0], [1.0], seed=2, cfg=run_config(seed=2, total_steps=1e3))

@@ -3,6 +3,7 @@
 import csv
 import math
 
+import matplotlib.figure
 import numpy as np
 import pytest
 
@@ -139,3 +140,24 @@ def test_compare_errors_name_the_problem(tmp_path):
     make_run(tmp_path / "r", [1.0], [1.0])
     with pytest.raises(ValueError, match="final_fraction"):
         compare_runs([tmp_path], tmp_path / "out", final_fraction=0)
+
+
+def test_plot_run_shows_the_evaluations_as_points(tmp_path, monkeypatch):
+    make_run(tmp_path, [1.0, 2.0, 3.0], [30.0, 20.0, 10.0])
+    log = MetricsFile(tmp_path)
+    log.write(
+        {"epoch": 4, "env_steps": 400, "episode_return": 4.0, "episode_cost": 5.0}
+        | {"eval/return": 40.0, "eval/cost": 2.0}
+    )
+    figures = []
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: figures.append(fig)
+    )
+    plot_run(tmp_path)
+    reward_ax, cost_ax = figures[0].axes
+    lines = {line.get_label(): line for line in reward_ax.lines}
+    assert list(lines) == ["training", "evaluation (deterministic)"]
+    assert list(lines["evaluation (deterministic)"].get_xdata()) == [400]
+    assert list(lines["evaluation (deterministic)"].get_ydata()) == [40.0]
+    evaluated = [line for line in cost_ax.lines if line.get_label() == "evaluation (deterministic)"]
+    assert list(evaluated[0].get_ydata()) == [2.0]
