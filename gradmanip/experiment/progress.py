@@ -1,5 +1,5 @@
-"""A progress bar over environment steps showing reward, cost, the strategy's mode and, on
-epochs that evaluated the policy, its deterministic return.
+"""A progress bar over environment steps showing reward, cost, the strategy's mode and, once
+the policy has been evaluated during training, its latest deterministic return.
 
 With K > 1 constraints the cost field shows every constraint's episodic cost, in order
 (``cost=12.5/140``).
@@ -41,12 +41,16 @@ class Progress:
             file=file,
         )
         self._drawn = True  # tqdm draws the initial state
+        self._evaluated: float | None = None  # the latest eval/return
 
     def update(self, metrics: Mapping[str, float]) -> None:
         """Count the steps up to ``metrics["env_steps"]`` and show this epoch's values."""
         if self.bar.disable:
             return
-        self.bar.set_postfix(_postfix(metrics), refresh=False)  # before update() draws
+        evaluated = metrics.get("eval/return")
+        if evaluated is not None and math.isfinite(evaluated):
+            self._evaluated = evaluated
+        self.bar.set_postfix(_postfix(metrics, self._evaluated), refresh=False)  # before update()
         self._drawn = bool(self.bar.update(int(metrics["env_steps"]) - self.bar.n))
 
     def close(self) -> None:
@@ -56,13 +60,12 @@ class Progress:
         self.bar.close()
 
 
-def _postfix(metrics: Mapping[str, float]) -> dict[str, str]:
+def _postfix(metrics: Mapping[str, float], evaluated: float | None) -> dict[str, str]:
     post = {
         "return": _short(metrics.get("episode_return")),
         "cost": "/".join(_short(metrics.get(key)) for key in _cost_keys(metrics)),
     }
-    evaluated = metrics.get("eval/return")
-    if evaluated is not None and math.isfinite(evaluated):
+    if evaluated is not None:
         post["eval"] = _short(evaluated)
     mode = metrics.get("strategy/mode")
     if mode is not None and math.isfinite(mode):

@@ -110,13 +110,17 @@ def test_progress_shows_the_cost_of_each_constraint():
     bar.close()
 
 
-def test_progress_shows_the_evaluation_of_the_epochs_that_have_one():
-    bar = Progress(1000, enabled=True)
-    metrics = {"env_steps": 400, "episode_return": 3.0, "episode_cost": 1.0}
-    bar.update(metrics | {"eval/return": float("nan")})
+def test_progress_shows_the_latest_evaluation_until_the_next():
+    bar = Progress(2000, enabled=True)
+    metrics = {"episode_return": 3.0, "episode_cost": 1.0}
+    bar.update(metrics | {"env_steps": 400, "eval/return": float("nan")})
     assert bar.bar.postfix == "return=3, cost=1"
     bar.update(metrics | {"env_steps": 800, "eval/return": 41.26})
     assert bar.bar.postfix == "return=3, cost=1, eval=41.26"
+    bar.update(metrics | {"env_steps": 1200, "eval/return": float("nan")})
+    assert bar.bar.postfix == "return=3, cost=1, eval=41.26"
+    bar.update(metrics | {"env_steps": 1600, "eval/return": 7.0})
+    assert bar.bar.postfix == "return=3, cost=1, eval=7"
     bar.close()
 
 
