@@ -43,6 +43,16 @@ from gradmanip.strategies.trust_region import TrustRegionStrategy
 
 # the batch's entries PPO reads: the on-policy ones and the behaviour policy's Gaussian (its KL)
 BATCH_KEYS = (*ON_POLICY_KEYS, "loc", "scale")
+# the minibatch layout: the columns packed side by side in the order update() splits them
+_PACKED_KEYS = (
+    "observation",
+    "action",
+    "action_log_prob",
+    "advantage",
+    "cost_advantage",
+    "value_target",
+    "cost_value_target",
+)
 
 # a step's strategy diagnostics: Python values (coefficient path) or tensors (aggregate)
 Diagnostics = Mapping[str, Value | Tensor]
@@ -254,7 +264,7 @@ class PPO:
         diagnostics_seen: dict[str, list[Value | Tensor]] = {}
         steps = skipped = passes = 0
         kl = float("nan")
-        columns = [data[key].reshape(n, -1) for key in ON_POLICY_KEYS]
+        columns = [data[key].reshape(n, -1) for key in _PACKED_KEYS]
         widths = [column.shape[1] for column in columns]
         widths[3:5] = [widths[3] + widths[4]]  # reward and cost advantages side by side
         packed = torch.cat(columns, dim=1)
