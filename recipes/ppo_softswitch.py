@@ -174,10 +174,7 @@ def describe(cfg: DictConfig, parts: SimpleNamespace) -> dict:
 
 
 def train_epochs(
-    trainer: Trainer,
-    run: TrainingRun,
-    evaluate: Callable[[], dict] | None = None,
-    eval_every: int = 0,
+    trainer: Trainer, run: TrainingRun, evaluate: Callable[[], dict], eval_every: int
 ) -> None:
     """One epoch at a time (on-policy: collect, statistics, advantages, strategy state, update;
     off-policy: strategy state, then steps and replay updates) until the budget is spent or a

@@ -122,9 +122,10 @@ def final_evaluation(
     obs_clip: float,
     video_path: Path | None = None,
 ) -> dict[str, Any]:
-    """The end-of-run evaluation: ``episodes`` deterministic episodes on a fresh copy of the task
-    (seeded ``seed``, observations normalised with the training statistics ``obs_norm_state``),
-    and, with ``video_path``, one episode recorded as a GIF."""
+    """The run's evaluation (at its end, and with the recipes' ``eval_every`` during training):
+    ``episodes`` deterministic episodes on a fresh copy of the task (seeded ``seed``,
+    observations normalised with the training statistics ``obs_norm_state``), and, with
+    ``video_path``, one episode recorded as a GIF."""
     episode_steps = (
         task_kwargs.get("max_episode_steps") or safe_envs.task_entry(env_id).max_episode_steps
     )
