@@ -48,6 +48,13 @@ class PointVelocityEnv(gymnasium.Env):
     def _obs(self) -> np.ndarray:
         return np.array([self._velocity], dtype=np.float32)
 
+    def get_state(self) -> float:
+        """The running episode's state (its velocity; see :mod:`safe_envs.episode_state`)."""
+        return self._velocity
+
+    def set_state(self, state: float) -> None:
+        self._velocity = float(state)
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -61,6 +61,6 @@ def toy_ppo(strategy: Strategy) -> Callable[[ActorCritic], PPO]:
     return build
 
 
-def final(history: list[dict[str, float]], key: str) -> float:
-    """``key`` averaged over the last three epochs."""
-    return float(np.mean([metrics[key] for metrics in history[-3:]]))
+def final(history: list[dict[str, float]], key: str, last: int = 3) -> float:
+    """``key`` averaged over the ``last`` epochs."""
+    return float(np.mean([metrics[key] for metrics in history[-last:]]))

@@ -3,18 +3,23 @@
 One epoch of ``steps_per_epoch`` environment steps::
 
     strategy.update_state(J_c_hat)                 # once per epoch: multipliers, slack annealing
-    env.reset(seed=seed + EPOCH_SEED_STRIDE * epoch)
+    continue the running episode (or, for the first epoch, reset with seed)
     repeat steps_per_epoch times:
         action = uniform in the box (the first warmup_steps steps) or a ~ pi(.|s)
         step the environment, add the transition to the replay buffer
         after the warm-up: updates_per_step gradient steps on replay batches, each reading
         the live J_c_hat (mean cost of the last cost_window episodes)
 
-Every epoch starts fresh episodes from a reset seeded by (seed, epoch): the episode running at
-the end of an epoch is cut (its transitions stay in the buffer, the last one as truncated, not
-terminal, so it is bootstrapped) and left out of the statistics. Each epoch then depends only
-on (seed, epoch) and the checkpointed state (networks, optimizers, strategy, replay buffer,
-episode window, torch's RNG), so a resumed run reproduces the uninterrupted one exactly.
+Episodes run across epochs, as they would without epochs: an episode is counted in the
+statistics (and J_c_hat) when it ends, whichever epoch it began in. The checkpoint holds the
+running episode (the task's exact state, see :mod:`safe_envs.episode_state`, its observation and
+its return, cost and length so far) with the networks, optimizers, strategy, replay buffer,
+episode window and torch's RNG, so a resumed run reproduces the uninterrupted one exactly.
+
+A task whose state cannot be read (neither MuJoCo nor a ``get_state`` method) cannot be resumed
+in the middle of an episode: there every epoch starts fresh episodes from a reset seeded by
+(seed, epoch), and the episode running at the end of an epoch is cut (its transitions stay in
+the buffer, the last one not terminal, so it is bootstrapped) and left out of the statistics.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from gradmanip.rl.episode_window import EpisodeWindow
 from gradmanip.rl.metric_names import constraint_columns
 from gradmanip.rl.replay import buffer_state, load_buffer_state
 from gradmanip.rl.trainer import EPOCH_SEED_STRIDE
+from safe_envs.episode_state import episode_state, has_episode_state, restore_episode_state
 
 
 class OffPolicyAlgorithm(Protocol):
@@ -78,7 +84,8 @@ class OffPolicyTrainer:
         updates_per_step: the update-to-data ratio (``0.5``: one update every second step).
         cost_window: episodes averaged into J_c_hat.
         num_constraints: K.
-        seed: the environment of epoch e is reset with ``seed + EPOCH_SEED_STRIDE * e``.
+        seed: the environment's first reset (and, for a task whose state cannot be read, the
+            reset of epoch e) is seeded with ``seed + EPOCH_SEED_STRIDE * e``.
     """
 
     def __init__(
@@ -123,6 +130,7 @@ class OffPolicyTrainer:
         self.epoch = 0
         self.frames = 0
         self.update_credit = 0.0
+        self._running: dict[str, Any] | None = None  # the episode carried into the next epoch
         space = self.env.action_space
         self._low = torch.as_tensor(space.low, dtype=torch.float32)
         self._width = torch.as_tensor(space.high, dtype=torch.float32) - self._low
@@ -165,9 +173,16 @@ class OffPolicyTrainer:
         """One epoch of ``steps_per_epoch`` steps; returns its metrics."""
         start = time.perf_counter()
         self.strategy.update_state(self.episodes.episode_cost)
-        obs, _ = self.env.reset(seed=self.seed + EPOCH_SEED_STRIDE * self.epoch)
-        observation = torch.as_tensor(obs, dtype=torch.float32)
-        episode_return, episode_cost, length, finished = 0.0, [0.0] * self.num_constraints, 0, 0
+        if self._running is None:
+            obs, _ = self.env.reset(seed=self.seed + EPOCH_SEED_STRIDE * self.epoch)
+            observation = torch.as_tensor(obs, dtype=torch.float32)
+            episode_return, episode_cost, length = 0.0, [0.0] * self.num_constraints, 0
+        else:
+            running = self._running
+            observation = running["observation"]
+            episode_return, episode_cost = running["return"], list(running["cost"])
+            length = running["length"]
+        finished = 0
         rows: list[dict[str, Any]] = []
         update_time = 0.0
         step = self._step
@@ -210,6 +225,16 @@ class OffPolicyTrainer:
                     )
                 update_time += time.perf_counter() - began
         self.epoch += 1
+        self._running = (
+            {
+                "observation": observation,
+                "return": episode_return,
+                "cost": episode_cost,
+                "length": length,
+            }
+            if has_episode_state(self.env)
+            else None
+        )
         elapsed = time.perf_counter() - start
         metrics = {
             "epoch": float(self.epoch),
@@ -251,6 +276,9 @@ class OffPolicyTrainer:
             "epoch": self.epoch,
             "frames": self.frames,
             "update_credit": self.update_credit,
+            "running_episode": None
+            if self._running is None
+            else self._running | {"task": episode_state(self.env)},
             "torch_rng": torch.get_rng_state(),
         }
 
@@ -264,4 +292,10 @@ class OffPolicyTrainer:
         self.epoch = int(state["epoch"])
         self.frames = int(state["frames"])
         self.update_credit = float(state["update_credit"])
+        running = state.get("running_episode")
+        self._running = None
+        if running is not None:
+            self.env.reset(seed=self.seed)
+            restore_episode_state(self.env, running["task"])
+            self._running = {k: v for k, v in running.items() if k != "task"}
         torch.set_rng_state(state["torch_rng"])

@@ -58,11 +58,12 @@ def test_sac_recipe_writes_every_output(tmp_path):
 
 
 def test_sac_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
-    budget = [*SMALL_SAC, "total_steps=2000", "checkpoint_every=1", "strategy=lagrangian"]
-    budget.append("algo.updates_per_step=0.25")
+    budget = [*SMALL_SAC, "total_steps=1800", "checkpoint_every=1", "strategy=lagrangian"]
+    budget += ["algo.updates_per_step=0.25", "steps_per_epoch=450"]  # 100-step episodes run on
     killed = sigkill_then_resume(tmp_path, budget, wait=240)
     cells = csv_cells_without_timings(killed / "metrics.csv")
     assert len(cells) == 6  # header, 4 epochs, the final newline
+    assert [row[1] for row in cells[1:5]] == [b"450", b"900", b"1350", b"1800"]
     assert cells == csv_cells_without_timings(tmp_path / "whole" / "metrics.csv")
 
 

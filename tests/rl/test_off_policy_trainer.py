@@ -23,7 +23,9 @@ TASK = "SafetyPointVelocity-v0"
 safe_envs.task_entry(TASK)  # registers the tasks
 
 
-def make_trainer(warmup: int = 100, ratio: float = 0.25, seed: int = 0, **kwargs):
+def make_trainer(
+    warmup: int = 100, ratio: float = 0.25, seed: int = 0, steps_per_epoch: int = 200, **kwargs
+):
     torch.manual_seed(seed)
     nets = make_sac_networks(1, 1, (8,), seed=seed)
     algo = SAC(nets, make_strategy("lagrangian", cost_limit=5.0))
@@ -32,7 +34,7 @@ def make_trainer(warmup: int = 100, ratio: float = 0.25, seed: int = 0, **kwargs
         algo,
         nets.actor,
         make_replay_buffer(1000, 16),
-        steps_per_epoch=200,
+        steps_per_epoch=steps_per_epoch,
         warmup_steps=warmup,
         updates_per_step=ratio,
         cost_window=3,
@@ -74,28 +76,50 @@ def test_transitions_are_stored_with_their_cost_and_the_next_observation():
     assert not storage["next", "terminated"][:200].any()
 
 
-def test_state_dict_continues_exactly():
-    whole = make_trainer()
+@pytest.mark.parametrize("per_epoch", [200, 150])  # 150: the checkpoint falls mid-episode
+def test_state_dict_continues_exactly(per_epoch):
+    whole = make_trainer(steps_per_epoch=per_epoch)
     whole.run_epoch()
     saved = io.BytesIO()
     torch.save(whole.state_dict(), saved)  # as a checkpoint does: no tensor shared with `whole`
     saved.seek(0)
     state = torch.load(saved, weights_only=False)
     a = whole.run_epoch()  # before the second trainer touches torch's global RNG
-    resumed = make_trainer(warmup=50)  # other weights, buffer and RNG: replaced by the state
+    resumed = make_trainer(warmup=50, steps_per_epoch=per_epoch)  # all replaced by the state
     resumed.train(2)
     resumed.load_state_dict(state)
-    assert len(resumed.replay_buffer) == 200
+    assert len(resumed.replay_buffer) == per_epoch
     b = resumed.run_epoch()
     assert {k: v for k, v in a.items() if not k.startswith("time/")} == {
         k: v for k, v in b.items() if not k.startswith("time/")
     }
-    fresh = make_trainer()  # a new process's trainer: its buffer not yet allocated
+    stored = whole.replay_buffer.storage._storage[: 2 * per_epoch]
+    assert (resumed.replay_buffer.storage._storage[: 2 * per_epoch] == stored).all()
+    fresh = make_trainer(steps_per_epoch=per_epoch)  # a new process's: no buffer allocated yet
     fresh.load_state_dict(torch.load(io.BytesIO(saved.getvalue()), weights_only=False))
     c = fresh.run_epoch()
     assert {k: v for k, v in a.items() if not k.startswith("time/")} == {
         k: v for k, v in c.items() if not k.startswith("time/")
     }
+
+
+def test_episodes_run_across_epochs():
+    trainer = make_trainer(warmup=1000, steps_per_epoch=150)  # 100-step episodes
+    first, second = trainer.train(2)
+    assert (first["episodes"], second["episodes"]) == (1, 2)  # ended at steps 100, 200, 300
+    assert second["episode_length"] == 100
+    truncated = trainer.replay_buffer.storage._storage["next", "truncated"][:300].squeeze(-1)
+    assert truncated.nonzero().squeeze(-1).tolist() == [99, 199, 299]  # no cut at step 150
+
+
+def test_a_task_without_readable_state_starts_every_epoch_afresh(monkeypatch):
+    monkeypatch.delattr(safe_envs.toy.PointVelocityEnv, "get_state")
+    trainer = make_trainer(warmup=1000, steps_per_epoch=150)
+    first, second = trainer.train(2)
+    assert (first["episodes"], second["episodes"]) == (1, 1)  # the rest of each epoch is cut
+    truncated = trainer.replay_buffer.storage._storage["next", "truncated"][:300].squeeze(-1)
+    assert truncated.nonzero().squeeze(-1).tolist() == [99, 249]
+    assert trainer.state_dict()["running_episode"] is None
 
 
 def test_episode_window_mean_of_the_last_episodes():
