@@ -49,7 +49,7 @@ class PointVelocityEnv(gymnasium.Env):
         return np.array([self._velocity], dtype=np.float32)
 
     def get_state(self) -> float:
-        """The running episode's state (its velocity; see :mod:`safe_envs.episode_state`)."""
+        """The running episode's state (its velocity; see :mod:`gradmanip.rl.episode_state`)."""
         return self._velocity
 
     def set_state(self, state: float) -> None:

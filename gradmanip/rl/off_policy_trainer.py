@@ -12,8 +12,8 @@ One epoch of ``steps_per_epoch`` environment steps::
 
 Episodes run across epochs, as they would without epochs: an episode is counted in the
 statistics (and J_c_hat) when it ends, whichever epoch it began in. The checkpoint holds the
-running episode (the task's exact state, see :mod:`safe_envs.episode_state`, its observation and
-its return, cost and length so far) with the networks, optimizers, strategy, replay buffer,
+running episode (the task's exact state, see :mod:`gradmanip.rl.episode_state`, its observation
+and its return, cost and length so far) with the networks, optimizers, strategy, replay buffer,
 episode window and torch's RNG, so a resumed run reproduces the uninterrupted one exactly.
 
 A task whose state cannot be read (neither MuJoCo nor a ``get_state`` method) cannot be resumed
@@ -36,11 +36,11 @@ from torchrl.data import TensorDictReplayBuffer
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ProbabilisticActor
 
+from gradmanip.rl.episode_state import episode_state, has_episode_state, restore_episode_state
 from gradmanip.rl.episode_window import EpisodeWindow
 from gradmanip.rl.metric_names import constraint_columns
 from gradmanip.rl.replay import buffer_state, load_buffer_state
 from gradmanip.rl.trainer import EPOCH_SEED_STRIDE
-from safe_envs.episode_state import episode_state, has_episode_state, restore_episode_state
 
 
 class OffPolicyAlgorithm(Protocol):

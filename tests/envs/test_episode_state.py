@@ -8,7 +8,7 @@ import pytest
 from safe_envs_testing import actions, steps_for
 
 import safe_envs
-from safe_envs.episode_state import episode_state, has_episode_state, restore_episode_state
+from gradmanip.rl.episode_state import episode_state, has_episode_state, restore_episode_state
 
 
 def rollout(env: gymnasium.Env, moves: list[np.ndarray]) -> list[tuple]:

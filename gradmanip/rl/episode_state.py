@@ -1,5 +1,7 @@
 """An episode's exact state, so that it can be written to a checkpoint and continued in a new
-copy of the task bit for bit.
+copy of the task bit for bit (the off-policy trainer's running episode).
+
+It works on any Gymnasium environment of the two kinds below, not only on ``safe_envs``' tasks.
 
 :func:`episode_state` reads it from a task environment in the middle of an episode;
 :func:`restore_episode_state` writes it into another copy of the same task (after a ``reset``).
@@ -9,7 +11,7 @@ The state is the task's own plus the wrappers':
   alone (``mj_getState``) continues the physics, but not the rewards of tasks that read
   quantities the last step computed before it integrated (Reacher's fingertip distance, Ant's
   and Humanoid's contact forces): those must be the same stale values;
-- any other task that defines ``get_state()`` / ``set_state(state)`` (the toy tasks);
+- any other task that defines ``get_state()`` / ``set_state(state)`` (``safe_envs``' toy tasks);
 - the environment's random generator (``np_random``), which draws the next reset's noise;
 - the step count of Gymnasium's ``TimeLimit``.
 
