@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from hydra import compose, initialize_config_dir
+from suite_commands import suite_runs, suite_status
 
-from gradmanip.experiment.suite import groups_of
-
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 TASKS = {"SafetyHopperVelocity-v1", "SafetyWalker2dVelocity-v1"}
-
-
-def suite_runs(name: str) -> list:
-    with initialize_config_dir(config_dir=str(RECIPES / "config"), version_base=None):
-        cfg = compose("suite", overrides=[f"suite={name}"])
-    return [run for group in groups_of(cfg.suite) for run in group.runs()]
 
 
 @pytest.mark.parametrize(
@@ -37,18 +24,7 @@ def test_sac_suite_config(name: str, strategies: set[str]) -> None:
 
 
 def test_sac_reference_status_lists_every_run(tmp_path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(RECIPES / "suite.py"),
-            "suite=sac_reference",
-            f"suite.out={tmp_path / 'out'}",
-            "action=status",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = suite_status("sac_reference", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert "6 runs, 0 done, 0 partial, 6 pending" in result.stdout
     assert "SafetyWalker2dVelocity-v1/sac-reward_only/seed2" in result.stdout

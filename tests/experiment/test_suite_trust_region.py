@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-from hydra import compose, initialize_config_dir
-
-from gradmanip.experiment.suite import groups_of
-
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+from suite_commands import suite_runs, suite_status
 
 
 def test_velocity_trust_region_suite_config() -> None:
-    with initialize_config_dir(config_dir=str(RECIPES / "config"), version_base=None):
-        cfg = compose("suite", overrides=["suite=velocity_trust_region"])
-    runs = [run for group in groups_of(cfg.suite) for run in group.runs()]
+    runs = suite_runs("velocity_trust_region")
     assert len({run.task for run in runs}) == 6
     assert all(run.algo == "trpo" and run.total_steps == 500_000 for run in runs)
     rules = [run for run in runs if run.strategy != "reward_only"]
@@ -25,18 +15,7 @@ def test_velocity_trust_region_suite_config() -> None:
 
 
 def test_velocity_trust_region_status_lists_every_run(tmp_path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(RECIPES / "suite.py"),
-            "suite=velocity_trust_region",
-            f"suite.out={tmp_path / 'out'}",
-            "action=status",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = suite_status("velocity_trust_region", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert "78 runs, 0 done, 0 partial, 78 pending" in result.stdout
     assert "SafetyHumanoidVelocity-v1/trpo-soft_switch_upgrad/seed2" in result.stdout
