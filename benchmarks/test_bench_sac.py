@@ -3,12 +3,16 @@
 1. Gradient steps per second (batch 256, 256x256 MLPs, Hopper sizes) of the SAC update with soft
    switching, side by side with two reward-only SAC updates on the same batch: TorchRL's own
    ``SACLoss`` step (no cost critic) and the same safe-SAC step with the actor moved by one
-   backward pass of the reward loss (cost critic trained, no driver). Target ratio <= 1.3.
+   backward pass of the reward loss (cost critic trained, no driver). Target ratio <= 1.3. Also
+   the soft-switching step with its critics called one by one, the speed-up of evaluating them
+   stacked (``StateAction.forward_stacked``).
 2. SAC-Lagrangian on SafetyHopperVelocity-v1, one update per environment step after the warm-up:
    environment steps per second over the update epochs, with the SAC reference schedule and with
    OmniSafe's (actor every second update, fixed temperature), and OmniSafe's SAC-Lagrangian's
    update epoch (from its progress.csv) when its venv exists (``/work/shared/tools/peer-venv.sh``)
-   and ``GRADMANIP_PEER_BENCH=1``. Target >= 3x.
+   and ``GRADMANIP_PEER_BENCH=1``. Target >= 3x. Beside them the floor of the update's matrix
+   products (:func:`matmul_floor_ms`): 1000 / floor is the most environment steps per second any
+   implementation of the same update reaches on one core, with no other cost per step.
 3. The same soft-switching update fed by TorchRL's prefetching replay buffer against plain
    sampling, in alternating blocks (no target: why the buffer does not prefetch).
 
@@ -81,8 +85,12 @@ def replay_batch(size: int = BATCH) -> TensorDict:
     )
 
 
-def safe_sac_step(strategy: str, settings: dict, batch: TensorDict):
+def safe_sac_step(strategy: str, settings: dict, batch: TensorDict, stacked: bool = True):
+    """One safe-SAC update; ``stacked=False``: the critics called one by one instead of in
+    batched matrix products (``StateAction.forward_stacked``)."""
     sac = SAC(make_sac_networks(OBS, ACT, seed=0), make_strategy(strategy, **settings))
+    sac.loss_module.qvalue_network.module.stackable = stacked
+    sac.loss_module.cost_qvalue_network.module.stackable = stacked
     return lambda: sac.update(batch, torch.tensor([20.0]))
 
 
@@ -141,19 +149,26 @@ def test_update_throughput_soft_switch_vs_reward_only(benchmark):
     soft = safe_sac_step("soft_switch", BAND, batch)  # J_c_hat = 20: in the band, both
     one_backward = single_backward_step(batch)
     plain = torchrl_sac_step(batch)
-    for fn in (soft, one_backward, plain):
+    looped = safe_sac_step("soft_switch", BAND, batch, stacked=False)
+    steps_by_name = {
+        "soft_switch": soft,
+        "one_backward": one_backward,
+        "torchrl": plain,
+        "soft_switch_critics_one_by_one": looped,
+    }
+    for fn in steps_by_name.values():
         fn()  # warm-up
     steps, repeats = (2, 1) if quick else (50, 5)
-    rates = {
-        name: steps_per_second(fn, steps, repeats)
-        for name, fn in (("soft_switch", soft), ("one_backward", one_backward), ("torchrl", plain))
-    }
+    rates = {name: steps_per_second(fn, steps, repeats) for name, fn in steps_by_name.items()}
     benchmark.extra_info["gradient_steps_per_second"] = {k: round(v, 1) for k, v in rates.items()}
     benchmark.extra_info["soft_switch_time_over_one_backward"] = round(
         rates["one_backward"] / rates["soft_switch"], 3
     )
     benchmark.extra_info["soft_switch_time_over_torchrl_sac"] = round(
         rates["torchrl"] / rates["soft_switch"], 3
+    )
+    benchmark.extra_info["stacked_critics_speedup"] = round(
+        rates["soft_switch"] / rates["soft_switch_critics_one_by_one"], 3
     )
     benchmark.extra_info["target_ratio"] = 1.3
     metrics = benchmark(soft)
@@ -226,6 +241,41 @@ def update_phase_rate(warmup: int, per_epoch: int, epochs: int, **sac_settings) 
     return per_epoch * epochs / sum(m["time/epoch"] for m in metrics)
 
 
+MATMULS = {"aten::mm": (torch.mm, 2), "aten::addmm": (torch.addmm, 3)}
+MATMULS |= {"aten::bmm": (torch.bmm, 2), "aten::baddbmm": (torch.baddbmm, 3)}
+
+
+def matmul_floor_ms(**sac_settings) -> float:
+    """Milliseconds per SAC-Lagrangian update (batch 256, Hopper sizes) of its matrix products
+    alone: every product two updates make (recorded by the profiler with its shapes) replayed
+    back to back on random operands, best of 10. A lower bound of the update's time that no
+    Python, autograd or memory overhead is part of."""
+    sac = SAC(
+        make_sac_networks(OBS, ACT, seed=0),
+        make_strategy("lagrangian", cost_limit=25.0),
+        **sac_settings,
+    )
+    batch, cost = replay_batch(), torch.tensor([20.0])
+    for _ in range(4):
+        sac.update(batch, cost)
+    cpu = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=cpu, record_shapes=True) as prof:
+        for _ in range(2):
+            sac.update(batch, cost)
+    calls = [
+        (MATMULS[e.name][0], [torch.randn(shape) for shape in e.input_shapes[: MATMULS[e.name][1]]])
+        for e in prof.events()
+        if e.name in MATMULS
+    ]
+    best = math.inf
+    for _ in range(10):
+        start = time.perf_counter()
+        for fn, args in calls:
+            fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return best / 2 * 1000
+
+
 def peer_update_phase_rate(per_epoch: int) -> float | None:
     """OmniSafe's SAC-Lagrangian on the same task: one warm-up epoch of ``per_epoch`` random
     steps, then one epoch with one update per step; its environment steps per second in that
@@ -270,6 +320,22 @@ def test_end_to_end_sac_lagrangian_hopper(benchmark):
             benchmark.extra_info["ours_over_peer_same_schedule"] = round(
                 rates["peer_schedule"] / peer, 2
             )
+    # the bound of the matrix products: steps per second with nothing else to do per step
+    floors = {
+        "reference": matmul_floor_ms(),
+        "peer_schedule": matmul_floor_ms(actor_delay=2, fixed_alpha=True),
+    }
+    bounds = {name: 1000 / ms for name, ms in floors.items()}
+    benchmark.extra_info["matmul_ms_per_update"] = {k: round(v, 2) for k, v in floors.items()}
+    benchmark.extra_info["matmul_bound_steps_per_second"] = {
+        k: round(v, 1) for k, v in bounds.items()
+    }
+    if "peer" in rates:
+        benchmark.extra_info["matmul_bound_over_peer_same_schedule"] = round(
+            bounds["peer_schedule"] / rates["peer"], 2
+        )
     benchmark.extra_info["env_steps_per_second"] = {k: round(v, 1) for k, v in rates.items()}
     benchmark.extra_info["target_over_peer"] = 3.0
     assert all(rate > 0 for rate in rates.values())
+    assert rates["reference"] < bounds["reference"]
+    assert rates["peer_schedule"] < bounds["peer_schedule"]

@@ -47,10 +47,12 @@ def ensemble(
     module: TensorDictModule, params: TensorDictBase, td: TensorDictBase, detach: bool = False
 ) -> Tensor:
     """``module`` under each of the stacked ``params`` [N, ...] on the same input, its single
-    output stacked: [N, *batch, 1] (``detach``: no gradient reaches ``params``). The plain
-    network inside ``module`` is called with :func:`torch.func.functional_call` once per member
-    (N is small here, twin critics or one per constraint: a loop costs less than the TensorDict
-    machinery of a vectorised map)."""
+    output stacked: [N, *batch, 1] (``detach``: no gradient reaches ``params``). A plain network
+    with a ``forward_stacked(params, *inputs)`` method (the critics of
+    :func:`gradmanip.rl.sac_models.make_sac_networks`) computes all members at once, in batched
+    matrix products; otherwise it is called with :func:`torch.func.functional_call` once per
+    member (N is small, twin critics or one per constraint: a loop costs less than the
+    TensorDict machinery of a vectorised map)."""
     inputs = tuple(td.get(key) for key in module.in_keys)
     flat = params.flatten_keys(".")
     # keys(), not iteration: iterating a TensorDict walks its batch dimension
@@ -58,6 +60,10 @@ def ensemble(
         name.removeprefix("module."): (tensor.detach() if detach else tensor)
         for name, tensor in zip(flat.keys(), flat.values(), strict=True)  # noqa: SIM118
     }
+    stacked = getattr(module.module, "forward_stacked", None)
+    out = None if stacked is None else stacked(named, *inputs)
+    if out is not None:
+        return out
     return torch.stack(
         [
             functional_call(module.module, {name: t[i] for name, t in named.items()}, inputs)

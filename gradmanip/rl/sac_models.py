@@ -37,15 +37,54 @@ class SACNetworks:
         return self.actor.spec["action"]
 
 
+# parameter-free layers that act elementwise, so they apply unchanged to a stack of N outputs
+ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Identity)
+
+
 class StateAction(nn.Module):
-    """``(observation, action) -> value``: an MLP on their concatenation."""
+    """``(observation, action) -> value``: an MLP on their concatenation.
+
+    :meth:`forward_stacked` evaluates N copies of the network with stacked parameters in one
+    batched matrix product per layer (twin critics, one critic per constraint).
+    """
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
+        self.stackable = isinstance(net, nn.Sequential) and all(
+            isinstance(layer, nn.Linear)
+            or (isinstance(layer, ELEMENTWISE) and next(layer.parameters(), None) is None)
+            for layer in net
+        )
 
     def forward(self, observation: Tensor, action: Tensor) -> Tensor:
         return self.net(torch.cat([observation, action], dim=-1))
+
+    def forward_stacked(
+        self, params: dict[str, Tensor], observation: Tensor, action: Tensor
+    ) -> Tensor | None:
+        """The network under each of the stacked ``params`` (names as in ``named_parameters``,
+        shapes [N, ...]) on the same input: [N, *batch, out]; ``None`` when a layer is neither
+        ``nn.Linear`` nor elementwise (the caller then loops over the N members)."""
+        if not self.stackable:
+            return None
+        x = torch.cat([observation, action], dim=-1)
+        batch = x.shape[:-1]
+        # features first, [N, features, batch]: h = W h_prev + b, so every weight's gradient
+        # comes out of the batched product in the weight's own layout (no copy)
+        h = x.reshape(-1, x.shape[-1]).T.unsqueeze(0)
+        for name, layer in self.net.named_children():
+            if not isinstance(layer, nn.Linear):
+                h = layer(h)
+                continue
+            weight = params[f"net.{name}.weight"]
+            h = h.expand(weight.shape[0], *h.shape[1:])
+            bias = params.get(f"net.{name}.bias")
+            if bias is None:
+                h = torch.bmm(weight, h)
+            else:
+                h = torch.baddbmm(bias.unsqueeze(-1), weight, h)
+        return h.mT.reshape(h.shape[0], *batch, h.shape[1])
 
 
 def _relu_mlp(in_dim: int, out_dim: int, hidden: Sequence[int]) -> MLP:

@@ -143,6 +143,31 @@ def test_actor_losses_reach_only_the_actor_and_critic_losses_only_the_critics():
     torch.testing.assert_close(alpha_grad, out["entropy"] + ACT)
 
 
+@pytest.mark.parametrize("cost_nets", [1, 2])
+def test_stacked_critics_give_the_losses_and_gradients_of_one_call_per_critic(cost_nets):
+    """The critics' batched evaluation (``forward_stacked``) against calling each critic in
+    turn: the same losses and the same gradients of every parameter."""
+    results = []
+    for stacked in (True, False):
+        torch.manual_seed(3)  # the twin copies are initialised from the global generator
+        loss = make_loss(num_cost_qvalue_nets=cost_nets)
+        loss.qvalue_network.module.stackable = stacked
+        loss.cost_qvalue_network.module.stackable = stacked
+        out = loss(batch())
+        total = sum(out[key].sum() for key in ("loss_objective", "loss_entropy", "loss_qvalue"))
+        total = total + out["loss_cost_objective"].sum() + out["loss_cost_qvalue"]
+        params = [p for p in loss.parameters() if p.requires_grad]
+        results.append((out, torch.autograd.grad(total, params, allow_unused=True)))
+    (stacked_out, stacked_grads), (looped_out, looped_grads) = results
+    for key in looped_out.keys():  # noqa: SIM118 (iterating a TensorDict walks its batch)
+        torch.testing.assert_close(stacked_out[key], looped_out[key])
+    assert len(stacked_grads) == len(looped_grads)
+    for a, b in zip(stacked_grads, looped_grads, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
+
+
 def test_one_cost_critic_per_constraint_with_distinct_weights():
     loss = make_loss()
     weights = loss.cost_qvalue_network_params.flatten_keys(".")["module.net.0.weight"]

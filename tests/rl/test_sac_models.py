@@ -1,5 +1,5 @@
 """SAC networks: the tanh-Gaussian actor's box, its deterministic action (evaluation), the
-critics' shapes; the episode window's J_c_hat as a property."""
+critics' shapes and their stacked evaluation; the episode window's J_c_hat as a property."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tensordict import TensorDict
+from torch import nn
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from gradmanip.rl.collect import GaussianPolicy
 from gradmanip.rl.episode_window import EpisodeWindow
-from gradmanip.rl.sac_models import ActionHead, deterministic_action, make_sac_networks
+from gradmanip.rl.sac_models import (
+    ActionHead,
+    StateAction,
+    deterministic_action,
+    make_sac_networks,
+)
 
 LOW, HIGH = [-2.0, 0.0], [1.0, 4.0]
 
@@ -39,6 +45,43 @@ def test_critics_read_observation_and_action():
     td = TensorDict({"observation": torch.randn(5, 3), "action": torch.rand(5, 2)}, [5])
     assert nets.qvalue(td.clone())["state_action_value"].shape == (5, 1)
     assert nets.cost_qvalue(td.clone())["cost_action_value"].shape == (5, 1)
+
+
+def _stacked_params(nets: list[StateAction]) -> dict[str, torch.Tensor]:
+    named = [dict(net.named_parameters()) for net in nets]
+    return {name: torch.stack([n[name] for n in named]) for name in named[0]}
+
+
+@pytest.mark.parametrize("members", [1, 2, 3])
+@pytest.mark.parametrize("batch", [(7,), (2, 5)])
+def test_stacked_critics_match_each_member_in_values_and_gradients(members, batch):
+    torch.manual_seed(members)
+    nets = [make_sac_networks(4, 2, (8, 6), seed=i).qvalue.module for i in range(members)]
+    params = _stacked_params(nets)
+    obs = torch.randn(*batch, 4, requires_grad=True)
+    act = torch.rand(*batch, 2, requires_grad=True)
+    stacked = nets[0].forward_stacked(params, obs, act)
+    assert stacked.shape == (members, *batch, 1)
+    looped = torch.stack([net(obs, act) for net in nets])
+    torch.testing.assert_close(stacked, looped)
+    weights = torch.randn_like(looped)
+    grads = torch.autograd.grad((stacked * weights).sum(), [obs, act, *params.values()])
+    expected = torch.autograd.grad(
+        (looped * weights).sum(), [obs, act, *(p for net in nets for p in net.parameters())]
+    )
+    torch.testing.assert_close(grads[:2], expected[:2])
+    per_member = expected[2:]
+    count = len(params)
+    for k, grad in enumerate(grads[2:]):
+        torch.testing.assert_close(grad, torch.stack(per_member[k::count]))
+
+
+def test_a_critic_with_a_layer_that_is_not_elementwise_is_not_stacked():
+    net = StateAction(nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 1)))
+    assert not net.stackable
+    params = _stacked_params([net, net])
+    assert net.forward_stacked(params, torch.randn(3, 4), torch.randn(3, 2)) is None
+    assert make_sac_networks(4, 2, seed=0).cost_qvalue.module.stackable
 
 
 def test_seeded_networks_are_reproducible_without_touching_the_global_rng():
