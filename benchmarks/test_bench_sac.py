@@ -164,11 +164,10 @@ def test_update_throughput_soft_switch_vs_reward_only(benchmark):
         fn()  # warm-up
     # interleaved blocks, so that every variant sees the same machine; the best block counts
     steps, rounds = (2, 1) if quick else (20, 15)
-    best = dict.fromkeys(steps_by_name, 0.0)
+    rates = dict.fromkeys(steps_by_name, 0.0)
     for _ in range(rounds):
         for name, fn in steps_by_name.items():
-            best[name] = max(best[name], steps_per_second(fn, steps, 1))
-    rates = best
+            rates[name] = max(rates[name], steps_per_second(fn, steps, 1))
     benchmark.extra_info["gradient_steps_per_second"] = {k: round(v, 1) for k, v in rates.items()}
     benchmark.extra_info["soft_switch_time_over_one_backward"] = round(
         rates["one_backward"] / rates["soft_switch"], 3
@@ -223,10 +222,15 @@ def test_replay_prefetch_vs_plain(benchmark):
     benchmark(loops["plain"])
 
 
+def sac_lagrangian(nets, **sac_settings) -> SAC:
+    """SAC-Lagrangian at the velocity tasks' cost limit."""
+    return SAC(nets, make_strategy("lagrangian", cost_limit=25.0), **sac_settings)
+
+
 def hopper_trainer(warmup: int, steps_per_epoch: int, **sac_settings) -> OffPolicyTrainer:
     safe_envs.task_entry(HOPPER)  # registers the tasks
     nets = make_sac_networks(OBS, ACT, seed=0)
-    algo = SAC(nets, make_strategy("lagrangian", cost_limit=25.0), **sac_settings)
+    algo = sac_lagrangian(nets, **sac_settings)
     return OffPolicyTrainer(
         functools.partial(gymnasium.make, HOPPER),
         algo,
@@ -259,11 +263,7 @@ def matmul_floor_ms(**sac_settings) -> float:
     alone: every product two updates make (recorded by the profiler with its shapes) replayed
     back to back on random operands, best of 10. A lower bound of the update's time that no
     Python, autograd or memory overhead is part of."""
-    sac = SAC(
-        make_sac_networks(OBS, ACT, seed=0),
-        make_strategy("lagrangian", cost_limit=25.0),
-        **sac_settings,
-    )
+    sac = sac_lagrangian(make_sac_networks(OBS, ACT, seed=0), **sac_settings)
     batch, cost = replay_batch(), torch.tensor([20.0])
     for _ in range(4):
         sac.update(batch, cost)
