@@ -6,7 +6,9 @@ Sources (Safety-Gymnasium velocity tasks, v1, cost limit 25 per episode):
   per task and unconstrained PPO,
   https://github.com/PKU-Alignment/omnisafe/blob/main/benchmarks/on-policy/README.md
 - OmniSafe's off-policy benchmark, 1e6 environment steps (Humanoid 3e6): SAC-Lag and unconstrained
-  SAC, https://github.com/PKU-Alignment/omnisafe/blob/main/benchmarks/off-policy/README.md
+  SAC, https://github.com/PKU-Alignment/omnisafe/blob/main/benchmarks/off-policy/README.md; its
+  plotting tool reports off-policy runs by their deterministic test episodes (one per epoch,
+  ``TestEpRet`` and ``TestEpCost``), to be read against the results' test columns.
 - OmniSafe's PPO-Lag run for 300,000 steps (4,000 per epoch, seed 0) on a 2-core machine, to
   compare at this project's budget.
 """
@@ -88,14 +90,20 @@ ANCHORS: tuple[Anchor, ...] = (
     ),
     *(
         Anchor(
-            _task(n), "OmniSafe off-policy", "SACLag", _off_policy_steps(n), r, c, OFF_POLICY_URL
+            _task(n),
+            "OmniSafe off-policy, test episodes",
+            "SACLag",
+            _off_policy_steps(n),
+            r,
+            c,
+            OFF_POLICY_URL,
         )
         for n, (r, c) in _OFF_POLICY_SACLAG.items()
     ),
     *(
         Anchor(
             _task(n),
-            "OmniSafe off-policy, unconstrained",
+            "OmniSafe off-policy, unconstrained, test episodes",
             "SAC",
             1_000_000,
             r,

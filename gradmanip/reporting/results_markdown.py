@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from gradmanip.reporting.anchors import Anchor
 from gradmanip.reporting.group_results import REFERENCE_STRATEGY, GroupResult
-from gradmanip.reporting.run_metrics import REACH_FRACTIONS
+from gradmanip.reporting.run_metrics import REACH_FRACTIONS, RunFigures
 
 DASH = "—"
 
@@ -68,7 +68,21 @@ def _nth(values: Sequence[float | None], i: int) -> float | None:
     return values[i] if i < len(values) else None
 
 
-def _cells(result: GroupResult, with_algo: bool, limit_column: bool, evaluated: bool) -> list[str]:
+def _evaluation_cells(
+    figures: Sequence[RunFigures], rewards: list[float | None], costs: list[list], k: int
+) -> list[str]:
+    """Reward and cost cells over the runs that have them (``(2/3)``: two of three runs)."""
+    done = [i for i, r in enumerate(rewards) if r is not None]
+    if not done:
+        return [DASH, DASH]
+    reward = fmt_mean_std(rewards[i] for i in done)
+    cost = " / ".join(fmt_mean_std(_nth(costs[i], j) for i in done) for j in range(k))
+    return [_of_some(reward, len(done), len(figures)), _of_some(cost, len(done), len(figures))]
+
+
+def _cells(
+    result: GroupResult, with_algo: bool, limit_column: bool, evaluated: bool, tested: bool
+) -> list[str]:
     group, figures = result.group, result.figures
     k = len(result.limits)
     name = f"{group.algo} + {group.name}" if with_algo else group.name
@@ -84,11 +98,12 @@ def _cells(result: GroupResult, with_algo: bool, limit_column: bool, evaluated: 
         " / ".join(fmt_mean_std(_nth(f.costs, i) for f in figures) for i in range(k)),
         fmt_mean_std((f.within for f in figures), percent=True),
     ]
+    if tested:
+        tests = [f.test_reward for f in figures], [f.test_costs for f in figures]
+        cells += _evaluation_cells(figures, *tests, k)
     if evaluated:
-        done = [f for f in figures if f.eval_reward is not None]
-        cells.append(_of_some(fmt_mean_std(f.eval_reward for f in done), len(done), len(figures)))
-        costs = [fmt_mean_std(_nth(f.eval_costs, i) for f in done) for i in range(k)]
-        cells.append(_of_some(" / ".join(costs), len(done), len(figures)))
+        finals = [f.eval_reward for f in figures], [f.eval_costs for f in figures]
+        cells += _evaluation_cells(figures, *finals, k)
     for share in REACH_FRACTIONS:
         steps = None if not figures or not figures[0].reach else [f.reach[share] for f in figures]
         cells.append(fmt_reach(steps))
@@ -96,8 +111,10 @@ def _cells(result: GroupResult, with_algo: bool, limit_column: bool, evaluated: 
 
 
 def results_table(results: Sequence[GroupResult], evaluated: bool = True) -> str:
-    """One row per group; ``evaluated`` adds the budget and the final policy's evaluation."""
+    """One row per group; ``evaluated`` adds the budget and the final policy's evaluation, and
+    runs that evaluate during training add their test reward and cost."""
     results = sorted(results, key=_row_order)
+    tested = any(f.test_reward is not None for r in results for f in r.figures)
     with_algo = len({r.group.algo for r in results}) > 1
     limits = {tuple(r.limits) for r in results}
     limit_column = len(limits) > 1
@@ -106,11 +123,13 @@ def results_table(results: Sequence[GroupResult], evaluated: bool = True) -> str
     if evaluated:
         header.insert(1, "steps")
     header += ["limit"] * limit_column + ["reward", cost, "epochs within limit"]
+    if tested:
+        header += ["test reward", "test cost"]
     if evaluated:
         header += ["eval reward", "eval cost"]
     header += [f"{share:.0%} of ref." for share in REACH_FRACTIONS]
     lines = [markdown_row(header), markdown_row(["---"] * len(header))]
-    lines += [markdown_row(_cells(r, with_algo, limit_column, evaluated)) for r in results]
+    lines += [markdown_row(_cells(r, with_algo, limit_column, evaluated, tested)) for r in results]
     return "\n".join(lines) + "\n"
 
 

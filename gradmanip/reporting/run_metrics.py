@@ -5,6 +5,9 @@
   costs are all within their limits;
 - steps to a share of a reference reward: the environment steps of the first epoch whose episodic
   reward reaches that share with every cost within its limit;
+- test reward and costs: the mean over the last ``final_fraction`` of the deterministic
+  evaluations made during training (``eval_every`` > 0), the measure the off-policy peers report
+  (OmniSafe's ``TestEpRet`` and ``TestEpCost``);
 - evaluation: ``eval/return`` and ``eval/cost`` (K > 1: ``eval/cost_k``) of ``summary.json``.
 
 ``cut`` computes the same as if training had stopped at that many environment steps (the
@@ -87,6 +90,26 @@ def eval_costs(summary: Mapping[str, Any], k: int) -> list[float | None]:
     return [_number(summary.get(f"eval/cost_{i}")) for i in range(k)]
 
 
+def evaluated_in_training(
+    run: RunRecord, cut: float | None = None, fraction: float = FINAL_FRACTION
+) -> tuple[float | None, list[float | None]]:
+    """Reward and per-constraint costs of the last ``fraction`` of the deterministic evaluations
+    made during training (at least one), as if stopped at ``cut``; ``(None, [])`` without any."""
+    done = until(run.evaluations, cut)
+    if not done:
+        return None, []
+    last = done[-max(1, math.ceil(_count(len(done), fraction))) :]
+    per_row = [eval_costs(r, len(run.cost_keys)) for r in last]
+    costs = [_mean_or_none([c[i] for c in per_row]) for i in range(len(run.cost_keys))]
+    return _mean_or_none([r["eval/return"] for r in last]), costs
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    """The mean, or ``None`` if any value is missing."""
+    kept = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(kept) / len(kept) if kept and len(kept) == len(values) else None
+
+
 @dataclass(frozen=True)
 class RunFigures:
     """One run's figures; ``reach`` maps a share of the reference reward to the steps it took
@@ -97,6 +120,8 @@ class RunFigures:
     within: float
     eval_reward: float | None = None
     eval_costs: list[float | None] = field(default_factory=list)
+    test_reward: float | None = None
+    test_costs: list[float | None] = field(default_factory=list)
     reach: dict[float, float | None] = field(default_factory=dict)
 
 
@@ -114,12 +139,15 @@ def run_figures(
     if reference is not None and reference > 0:
         steps = {share: steps_to_reach(rows, share * reference, keys, limits) for share in reach}
     evaluated = cut is None and "eval/return" in run.summary
+    test_reward, test_costs = evaluated_in_training(run, cut, fraction)
     return RunFigures(
         reward=final_mean([r["episode_return"] for r in rows], fraction),
         costs=[final_mean([r[k] for r in rows], fraction) for k in keys],
         within=share_within(rows, keys, limits),
         eval_reward=_number(run.summary.get("eval/return")) if evaluated else None,
         eval_costs=eval_costs(run.summary, len(keys)) if evaluated else [],
+        test_reward=test_reward,
+        test_costs=test_costs,
         reach=steps,
     )
 

@@ -76,13 +76,15 @@ def cost_limits(value: Any, k: int) -> list[float]:
 @dataclass(frozen=True)
 class RunRecord:
     """One run directory: ``info`` (run.json), ``rows`` (the epochs in which an episode finished,
-    so reward and costs are numbers) and ``summary`` (summary.json, empty while unfinished)."""
+    so reward and costs are numbers), ``summary`` (summary.json, empty while unfinished) and
+    ``evaluations`` (the epochs with a deterministic evaluation, ``eval_every`` > 0)."""
 
     path: Path
     info: Mapping[str, Any]
     rows: Sequence[Mapping[str, Any]]
     summary: Mapping[str, Any]
     cost_keys: Sequence[str]
+    evaluations: Sequence[Mapping[str, Any]] = ()
 
     @property
     def env(self) -> str:
@@ -118,7 +120,9 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     rows = [r for r in all_rows if all(_finite(r.get(k)) for k in ("episode_return", *keys))]
     summary_path = path / SUMMARY_NAME
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return RunRecord(path, _with_config(path, read_run_info(path)), rows, summary, keys)
+    evaluations = [r for r in all_rows if _finite(r.get("eval/return"))]
+    info = _with_config(path, read_run_info(path))
+    return RunRecord(path, info, rows, summary, keys, evaluations)
 
 
 def _with_config(path: Path, info: dict[str, Any]) -> dict[str, Any]:

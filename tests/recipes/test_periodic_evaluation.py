@@ -54,3 +54,9 @@ def test_bad_evaluation_settings_fail_before_training(tmp_path, override, messag
     with pytest.raises(ConfigError, match=message):
         ppo_softswitch.train(compose_cfg(*override.split()), tmp_path)
     assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_the_sac_preset_evaluates_during_training():
+    # off-policy runs are reported by their test episodes (the results' test columns)
+    assert compose_cfg("algo=sac").eval_every == 5
+    assert compose_cfg().eval_every == 0  # the on-policy presets: only at the end

@@ -55,6 +55,42 @@ def test_figures_of_one_run_by_hand(tmp_path, write_run):
     assert run_figures(run, reference=None).reach == {}
 
 
+# Six epochs; deterministic evaluations during training at epochs 2, 4, 5 and 6 (K = 2). In
+# epoch 5 no episode finished, yet its evaluation counts; epoch 6's lacks constraint 1's cost.
+EVALUATED = """\
+epoch,env_steps,episode_return,episode_cost,episode_cost_0,episode_cost_1,eval/return,eval/cost,eval/cost_0,eval/cost_1
+1,10000,10,3,2,1,,,,
+2,20000,20,3,2,1,200,30,20,10
+3,30000,30,3,2,1,,,,
+4,40000,40,3,2,1,400,50,40,10
+5,50000,,,,,500,70,40,30
+6,60000,60,3,2,1,600,,60,
+"""
+
+
+def test_test_figures_from_the_evaluations_made_during_training(tmp_path, write_run):
+    write_run(tmp_path, [0.0], [(0.0, 0.0)], limit=[25.0, 10.0], steps_per_epoch=10_000)
+    (tmp_path / "metrics.csv").write_text(EVALUATED)
+    run = load_run(tmp_path)
+    assert [r["epoch"] for r in run.evaluations] == [2, 4, 5, 6]
+    last = run_figures(run, reference=None)  # the last 10% of 4 evaluations: epoch 6's
+    assert (last.test_reward, last.test_costs) == (600.0, [60.0, None])
+    half = run_figures(run, reference=None, fraction=0.5)  # epochs 5 and 6
+    assert (half.test_reward, half.test_costs) == (550.0, [50.0, None])
+    cut = run_figures(run, reference=None, cut=50_000, fraction=0.5)  # epochs 4 and 5
+    assert (cut.test_reward, cut.test_costs) == (450.0, [40.0, 20.0])
+    assert (cut.reward, cut.costs) == (35.0, [2.0, 1.0])  # epoch 5 finished no episode
+    table = results_table([group_result(group_runs([run])[0], [])])
+    assert "| test reward | test cost | eval reward |" in table
+    assert "| 600 | 60.0 / — | — | — |" in table  # no final evaluation (unfinished)
+
+
+def test_runs_without_evaluations_during_training_have_no_test_columns(tmp_path, write_run):
+    run = load_run(hand_written_run(tmp_path, write_run, {"eval/return": 95, "eval/cost": 12}))
+    assert run.evaluations == [] and run_figures(run, None).test_reward is None
+    assert "test" not in results_table([group_result(group_runs([run])[0], [])])
+
+
 def test_last_tenth_counts_whole_epochs():
     assert final_mean(list(range(30))) == 28.0  # 3 epochs, not 4 (30 x 0.1 in floats)
     assert final_mean([1.0, 2.0, 3.0, 4.0, 5.0]) == 5.0  # at least one
