@@ -2,7 +2,9 @@
 
 Panels: the episodic reward, then the episodic cost of each constraint with its limit dashed.
 Each group (runs of one strategy and settings, see :mod:`gradmanip.reporting.grouping`) is one
-curve averaged over its seeds, so runs of different budgets are never averaged together.
+curve averaged over its seeds, so runs of different budgets are never averaged together. A group
+whose runs evaluate during training (``eval_every`` > 0) adds its test episodes' mean as a
+dotted curve of the same colour.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from gradmanip.reporting.group_results import REFERENCE_STRATEGY  # noqa: E402
 from gradmanip.reporting.grouping import RunGroup  # noqa: E402
 from gradmanip.reporting.mean_curve import mean_curve  # noqa: E402
 from gradmanip.reporting.results_markdown import fmt_steps  # noqa: E402
+
+TEST_RETURN, TEST_COST = "eval/return", "eval/cost"
+TEST = {"linestyle": ":", "marker": ".", "markersize": 4, "label": "_test"}
+"""Style of the test curves: dotted, the group's colour, no legend entry of their own."""
 
 
 def curve_label(group: RunGroup, with_algo: bool) -> str:
@@ -54,12 +60,21 @@ def plot_task(
         last_step = max(last_step, x[-1])
         (line,) = ax_reward.plot(x, mean, label=curve_label(group, with_algo))
         ax_reward.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        tests = [run.evaluations for run in group.runs]
+        test_keys = (
+            [TEST_COST] if len(keys) == 1 else [f"{TEST_COST}_{i}" for i in range(len(keys))]
+        )
+        if all(tests):
+            ax_reward.plot(*mean_curve(tests, TEST_RETURN)[:2], color=line.get_color(), **TEST)
         run = group.runs[0]
         for i, (key, limit) in enumerate(zip(run.cost_keys, run.limits, strict=True)):
             x, mean, std = mean_curve(curves, key)
             ax_costs[i].plot(x, mean, color=line.get_color())
             ax_costs[i].fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
             panels[i].add(limit, float((mean + std).max()), group.strategy == REFERENCE_STRATEGY)
+            if all(tests):
+                x, mean, _ = mean_curve(tests, test_keys[i])
+                ax_costs[i].plot(x, mean, color=line.get_color(), **TEST)
     for i, (ax, panel) in enumerate(zip(ax_costs, panels, strict=True)):
         name = "episodic cost" if len(keys) == 1 else f"episodic cost {i}"
         ax.set(title=f"{task}: {name}", xlabel="environment steps", ylabel=name)
@@ -70,6 +85,10 @@ def plot_task(
         if cut is not None and last_step > cut:
             ax.axvline(cut, color="grey", linestyle=":", linewidth=1)
         ax.grid(alpha=0.3)
+    if any(line.get_label() == TEST["label"] for line in ax_reward.lines):
+        ax_reward.plot(
+            [], [], color="grey", linestyle=":", marker=".", label="test episodes (dotted)"
+        )
     ax_reward.legend(fontsize=8, loc="best")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

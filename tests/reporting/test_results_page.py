@@ -3,6 +3,7 @@
 import json
 import struct
 
+import matplotlib.figure
 import pytest
 
 from gradmanip.reporting.compare import main
@@ -201,6 +202,29 @@ def test_one_figure_per_task_with_a_cost_panel_per_constraint(tmp_path, write_ru
     width_k2, _ = png_size(figures[TASK])
     width_k1, _ = png_size(figures["SafetyAntVelocity-v1"])
     assert (width_k1, width_k2) == (2 * 432, 3 * 432)  # 4.8 inches per panel at 90 dpi
+
+
+def test_figure_draws_the_test_episodes_dotted(tmp_path, write_run, monkeypatch):
+    write_run(tmp_path / "plain", [1.0, 2.0], [3.0, 4.0])
+    evaluated = write_run(tmp_path / "tested", [0.0], [(0.0, 0.0)], limit=[25.0, 10.0])
+    (evaluated / "metrics.csv").write_text(EVALUATED)
+    figures = []
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: figures.append(fig)
+    )
+    groups = group_runs(load_runs([tmp_path / "tested"]))
+    plot_tasks(groups, tmp_path / "figs")
+    reward_ax, cost0_ax, cost1_ax = figures[0].axes
+    (test,) = [
+        line for line in reward_ax.lines if line.get_linestyle() == ":" and line.get_xdata().size
+    ]
+    assert list(test.get_xdata()) == [20_000, 40_000, 50_000, 60_000]
+    assert list(test.get_ydata()) == [200, 400, 500, 600]  # epoch 5 finished no episode, yet counts
+    (cost0,) = [line for line in cost0_ax.lines if line.get_linestyle() == ":"]
+    assert list(cost0.get_ydata()) == [20, 40, 40, 60]
+    assert "test episodes (dotted)" in [t.get_text() for t in reward_ax.get_legend().get_texts()]
+    plot_tasks(group_runs(load_runs([tmp_path / "plain"])), tmp_path / "figs")
+    assert not [line for line in figures[1].axes[0].lines if line.get_linestyle() == ":"]
 
 
 PAGE = f"""# Results
