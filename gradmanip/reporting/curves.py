@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gradmanip.reporting.metrics_file import read_metrics, read_run_info  # noqa: E402
-from gradmanip.reporting.runs import cost_keys, cost_limits  # noqa: E402
+from gradmanip.reporting.runs import constraint_names, cost_keys, cost_limits  # noqa: E402
 
 EVAL_STYLE = {
     "color": "black",
@@ -74,11 +74,11 @@ def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) 
     lower = _per_constraint(info.get("slack_lower"), k, 0.0)
     upper = _per_constraint(info.get("slack_upper"), k, 0.0)
     title = f"{info.get('algo', '')} + {info.get('strategy', '')}"
+    eval_keys = constraint_names("eval/cost", k)
     for i, (ax, key) in enumerate(zip(ax_costs, keys, strict=True)):
         ax.plot(steps, [r.get(key, math.nan) for r in rows], color="tab:red", label="training")
         if evaluated:
-            column = "eval/cost" if k == 1 else f"eval/cost_{i}"
-            ax.plot(eval_steps, [r.get(column, math.nan) for r in evaluated], **EVAL_STYLE)
+            ax.plot(eval_steps, [r.get(eval_keys[i], math.nan) for r in evaluated], **EVAL_STYLE)
         ax.set(
             xlabel="environment steps",
             ylabel="episodic cost" if k == 1 else f"episodic cost {i}",

@@ -24,6 +24,7 @@ from gradmanip.reporting.group_results import REFERENCE_STRATEGY  # noqa: E402
 from gradmanip.reporting.grouping import RunGroup  # noqa: E402
 from gradmanip.reporting.mean_curve import mean_curve  # noqa: E402
 from gradmanip.reporting.results_markdown import fmt_steps  # noqa: E402
+from gradmanip.reporting.runs import constraint_names  # noqa: E402
 
 TEST_RETURN, TEST_COST = "eval/return", "eval/cost"
 TEST = {"linestyle": ":", "marker": ".", "markersize": 4, "label": "_test"}
@@ -51,6 +52,7 @@ def plot_task(
     ax_reward, *ax_costs = axes[0]
     with_algo = len({g.algo for g in groups}) > 1
     panels = [_CostPanel() for _ in keys]
+    test_keys = constraint_names(TEST_COST, len(keys))
     last_step = 0.0
     for group in groups:
         curves = [run.rows for run in group.runs]
@@ -61,9 +63,6 @@ def plot_task(
         (line,) = ax_reward.plot(x, mean, label=curve_label(group, with_algo))
         ax_reward.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
         tests = [run.evaluations for run in group.runs]
-        test_keys = (
-            [TEST_COST] if len(keys) == 1 else [f"{TEST_COST}_{i}" for i in range(len(keys))]
-        )
         if all(tests):
             ax_reward.plot(*mean_curve(tests, TEST_RETURN)[:2], color=line.get_color(), **TEST)
         run = group.runs[0]

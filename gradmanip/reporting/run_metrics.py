@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gradmanip.reporting.runs import RunRecord
+from gradmanip.reporting.runs import RunRecord, constraint_names
 
 FINAL_FRACTION = 0.1
 WARMUP_FRACTION = 0.2
@@ -34,12 +34,17 @@ def _count(n: int, fraction: float) -> float:
     return round(n * fraction, 9)  # 30 x 0.1 is 3, not 3.0000000000000004
 
 
+def last_part(items: Sequence[Any], fraction: float = FINAL_FRACTION) -> Sequence[Any]:
+    """The last ``fraction`` of ``items``: whole items, at least one (none of none)."""
+    return items[-max(1, math.ceil(_count(len(items), fraction))) :] if items else items
+
+
 def final_mean(values: Sequence[float], fraction: float = FINAL_FRACTION) -> float:
     """Mean of the last ``fraction`` of ``values`` (at least one); NaN for none."""
     if not values:
         return math.nan
-    n = max(1, math.ceil(_count(len(values), fraction)))
-    return float(sum(values[-n:]) / n)
+    last = last_part(values, fraction)
+    return float(sum(last) / len(last))
 
 
 def within_limits(row: Row, keys: Sequence[str], limits: Sequence[float]) -> bool:
@@ -85,9 +90,7 @@ def final_reward(
 def eval_costs(summary: Mapping[str, Any], k: int) -> list[float | None]:
     """Evaluation cost per constraint: ``eval/cost`` (K = 1), or ``eval/cost_0``, ``eval/cost_1``,
     ... (K > 1, where ``eval/cost`` is their sum: alone it gives no constraint's cost)."""
-    if k == 1:
-        return [_number(summary.get("eval/cost"))]
-    return [_number(summary.get(f"eval/cost_{i}")) for i in range(k)]
+    return [_number(summary.get(name)) for name in constraint_names("eval/cost", k)]
 
 
 def evaluated_in_training(
@@ -98,7 +101,7 @@ def evaluated_in_training(
     done = until(run.evaluations, cut)
     if not done:
         return None, []
-    last = done[-max(1, math.ceil(_count(len(done), fraction))) :]
+    last = last_part(done, fraction)
     per_row = [eval_costs(r, len(run.cost_keys)) for r in last]
     costs = [_mean_or_none([c[i] for c in per_row]) for i in range(len(run.cost_keys))]
     return _mean_or_none([r["eval/return"] for r in last]), costs

@@ -59,6 +59,12 @@ def cost_keys(columns: Iterable[str]) -> list[str]:
     return keys
 
 
+def constraint_names(name: str, k: int) -> list[str]:
+    """The columns of constraint 0 .. K-1's values of ``name`` as the runs log them (the rule
+    of :mod:`gradmanip.rl.metric_names`): ``[name]`` for K = 1, ``[name_0, ...]`` for K > 1."""
+    return [name] if k == 1 else [f"{name}_{i}" for i in range(k)]
+
+
 def cost_limits(value: Any, k: int) -> list[float]:
     """The K per-episode limits from ``run.json``'s ``cost_limit`` (a number is every limit)."""
     if isinstance(value, str) and value.lstrip().startswith("["):
