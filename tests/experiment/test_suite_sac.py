@@ -10,7 +10,11 @@ TASKS = {"SafetyHopperVelocity-v1", "SafetyWalker2dVelocity-v1"}
 
 @pytest.mark.parametrize(
     ("name", "strategies"),
-    [("sac", {"soft_switch", "lagrangian", "hard_switch"}), ("sac_reference", {"reward_only"})],
+    [
+        ("sac", {"soft_switch", "lagrangian", "hard_switch"}),
+        ("sac_eval", {"soft_switch", "lagrangian", "hard_switch"}),
+        ("sac_reference", {"reward_only"}),
+    ],
 )
 def test_sac_suite_config(name: str, strategies: set[str]) -> None:
     runs = suite_runs(name)
@@ -19,8 +23,29 @@ def test_sac_suite_config(name: str, strategies: set[str]) -> None:
     assert {run.strategy for run in runs} == strategies
     assert {run.seed for run in runs} == {0, 1, 2}
     assert len(runs) == len(TASKS) * len(strategies) * 3
-    first = len(TASKS) * len(strategies)
-    assert {run.seed for run in runs[:first]} == {0}  # seed 0 of every cell runs first
+    assert len(set(runs)) == len(runs)
+
+
+@pytest.mark.parametrize("name", ["sac", "sac_reference"])
+def test_sac_suite_runs_seed_zero_first(name: str) -> None:
+    runs = suite_runs(name)
+    assert {run.seed for run in runs[: len(runs) // 3]} == {0}  # seed 0 of every cell first
+
+
+def test_sac_eval_suite_runs_hopper_pairs_first() -> None:
+    runs = suite_runs("sac_eval")
+    pairs = [
+        (r.task.removeprefix("Safety").removesuffix("Velocity-v1"), r.strategy, r.seed)
+        for r in runs
+    ]
+    assert pairs[:6] == [
+        (task, strategy, seed)
+        for task in ["Hopper"]
+        for seed in (0, 1, 2)
+        for strategy in ("soft_switch", "lagrangian")
+    ]
+    assert pairs[6:9] == [("Hopper", "hard_switch", seed) for seed in (0, 1, 2)]
+    assert {task for task, _, _ in pairs[9:]} == {"Walker2d"}
 
 
 def test_sac_reference_status_lists_every_run(tmp_path) -> None:
