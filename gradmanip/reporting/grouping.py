@@ -5,7 +5,9 @@ what is learned are equal. The settings are the run's resolved configuration, re
 ``config`` in ``run.json``, without :data:`NOT_LEARNING_SETTINGS`; runs recorded before
 ``config`` existed use the fields of ``run.json`` instead (budget, epoch size, cost limit, slack).
 Groups of one task, algorithm and strategy that differ in other settings are labelled by those
-settings, e.g. ``soft_switch (total_steps=300000)``, so that nothing is averaged silently.
+settings, e.g. ``soft_switch (total_steps=300000)``, so that nothing is averaged silently. The
+code revision of a run's suite (``suite.json`` above it) counts as a setting, ``revision``: a
+suite run again at a later revision forms groups of its own.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ NOT_LEARNING_SETTINGS = frozenset(
 )
 """Top-level configuration keys left out of a group's settings: they change how a run is carried
 out, logged or evaluated, not what is learned."""
+
+REVISION_SETTING = "revision"
+"""The suite's code revision, shortened to :data:`REVISION_DIGITS` hexadecimal digits."""
+REVISION_DIGITS = 7
 
 SEED_SETTING = "seed"
 """Left out at any depth too (``algo.base.seed``, ``strategy.seed`` follow the run's seed)."""
@@ -123,6 +129,8 @@ def group_runs(runs: Iterable[RunRecord]) -> list[RunGroup]:
     groups: dict[tuple, RunGroup] = {}
     for run in runs:
         settings = run_settings(run.info)
+        if run.revision:
+            settings[REVISION_SETTING] = run.revision[:REVISION_DIGITS]
         has_config = isinstance(run.info.get("config"), Mapping)
         key = (run.env, run.algo, run.strategy, has_config, _canon(settings))
         if key not in groups:

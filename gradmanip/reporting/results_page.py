@@ -23,7 +23,7 @@ from gradmanip.reporting.results_markdown import (
     results_table,
 )
 from gradmanip.reporting.run_metrics import FINAL_FRACTION, REACH_FRACTIONS, WARMUP_FRACTION
-from gradmanip.reporting.runs import load_runs
+from gradmanip.reporting.runs import SUITE_INFO_NAME, load_runs
 from gradmanip.reporting.training_diagnostics import diagnostics_table
 
 DEFAULT_CUT = 300_000
@@ -68,7 +68,7 @@ def provenance(paths: Sequence[str | os.PathLike], runs: int) -> str:
     where = ", ".join(f"`{p}`" for p in paths)
     text = f"From {runs} run{'s' if runs != 1 else ''} below {where}"
     for path in map(Path, paths):
-        info = path / "suite.json"
+        info = path / SUITE_INFO_NAME
         if info.exists():
             suite = json.loads(info.read_text())
             name = suite.get("suite", {}).get("name", path.name)

@@ -26,6 +26,8 @@ from gradmanip.reporting.metrics_file import (
 )
 
 SUMMARY_NAME = "summary.json"
+SUITE_INFO_NAME = "suite.json"
+"""A suite's record of its code revision, in the suite's output directory above its runs."""
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 
 
@@ -83,7 +85,8 @@ def cost_limits(value: Any, k: int) -> list[float]:
 class RunRecord:
     """One run directory: ``info`` (run.json), ``rows`` (the epochs in which an episode finished,
     so reward and costs are numbers), ``summary`` (summary.json, empty while unfinished) and
-    ``evaluations`` (the epochs with a deterministic evaluation, ``eval_every`` > 0)."""
+    ``evaluations`` (the epochs with a deterministic evaluation, ``eval_every`` > 0) and
+    ``revision`` (the code revision of the suite the run belongs to, if any)."""
 
     path: Path
     info: Mapping[str, Any]
@@ -91,6 +94,7 @@ class RunRecord:
     summary: Mapping[str, Any]
     cost_keys: Sequence[str]
     evaluations: Sequence[Mapping[str, Any]] = ()
+    revision: str | None = None
 
     @property
     def env(self) -> str:
@@ -128,7 +132,17 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     evaluations = [r for r in all_rows if _finite(r.get("eval/return"))]
     info = _with_config(path, read_run_info(path))
-    return RunRecord(path, info, rows, summary, keys, evaluations)
+    return RunRecord(path, info, rows, summary, keys, evaluations, suite_revision(path))
+
+
+def suite_revision(path: str | os.PathLike) -> str | None:
+    """The code revision recorded in the ``suite.json`` nearest above ``path``, if any."""
+    for parent in Path(path).resolve().parents:
+        info = parent / SUITE_INFO_NAME
+        if info.exists():
+            revision = json.loads(info.read_text()).get("revision")
+            return str(revision) if revision else None
+    return None
 
 
 def _with_config(path: Path, info: dict[str, Any]) -> dict[str, Any]:

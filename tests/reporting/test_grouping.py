@@ -1,5 +1,6 @@
 """Runs are grouped by everything but the seed; groups that share a strategy are labelled."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,48 @@ def test_hydra_record_stands_in_for_a_missing_configuration(tmp_path, write_run,
     write_run(tmp_path / "a", [1.0, 2.0], [3.0, 4.0], cfg=run_config(init_log_std=7.0))
     labels = sorted(g.label for g in group_runs(load_runs([tmp_path])))
     assert labels[1] == "init_log_std=7" and "init_log_std=-0.5" in labels[0]
+
+
+def suite_dir(root: Path, revision: str | None) -> Path:
+    """A suite's output directory, with its suite.json as the suite writes it."""
+    root.mkdir(parents=True)
+    record = {"suite": {"name": root.name}, "python": "3.11"}
+    if revision is not None:
+        record["revision"] = revision
+    (root / "suite.json").write_text(json.dumps(record))
+    return root
+
+
+def test_a_suite_run_again_at_another_revision_forms_its_own_groups(
+    tmp_path, write_run, run_config
+):
+    first = suite_dir(tmp_path / "v1", "3cac7debcbdf4a685c52288eb683b24bafb45411")
+    second = suite_dir(tmp_path / "v2", "9626e3b0000000000000000000000000000000ff")
+    for root, reward in ((first, 10.0), (second, 20.0)):
+        for seed in (0, 1):
+            path = root / "Task" / "ppo-soft_switch" / f"seed{seed}"
+            write_run(path, [reward], [1.0], seed=seed, cfg=run_config(seed=seed))
+    runs = load_runs([tmp_path])
+    assert {run.revision for run in runs} == {
+        "3cac7debcbdf4a685c52288eb683b24bafb45411",
+        "9626e3b0000000000000000000000000000000ff",
+    }
+    groups = group_runs(runs)
+    assert [(g.name, g.seeds) for g in groups] == [
+        ("soft_switch (revision=3cac7de)", 2),
+        ("soft_switch (revision=9626e3b)", 2),
+    ]
+    assert [run.info["seed"] for run in groups[1].runs] == [0, 1]
+    assert {run.path.parts[-4] for run in groups[1].runs} == {"v2"}
+    (alone,) = group_runs(load_runs([second]))  # one revision: no label
+    assert (alone.name, alone.settings["revision"]) == ("soft_switch", "9626e3b")
+
+
+def test_runs_outside_suites_have_no_revision(tmp_path, write_run, run_config):
+    suite_dir(tmp_path / "no-revision", None)
+    write_run(tmp_path / "no-revision" / "a", [1.0], [1.0], cfg=run_config())
+    write_run(tmp_path / "plain" / "b", [1.0], [1.0], seed=1, cfg=run_config(seed=1))
+    runs = load_runs([tmp_path])
+    assert [run.revision for run in runs] == [None, None]
+    (group,) = group_runs(runs)
+    assert "revision" not in group.settings and group.seeds == 2
