@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from suite_commands import suite_runs, suite_status
+from omegaconf import OmegaConf
+from suite_commands import RECIPES, suite_runs, suite_status
 
 TASKS = {"SafetyHopperVelocity-v1", "SafetyWalker2dVelocity-v1"}
 
@@ -54,3 +55,15 @@ def test_sac_reference_status_lists_every_run(tmp_path) -> None:
     assert "6 runs, 0 done, 0 partial, 6 pending" in result.stdout
     assert "SafetyWalker2dVelocity-v1/sac-reward_only/seed2" in result.stdout
     assert not (tmp_path / "out").exists()  # status starts nothing
+
+
+def test_sac_entropy_suite_shares_the_entropy_term_of_soft_switching_on_hopper() -> None:
+    runs = suite_runs("sac_entropy")
+    assert [(run.strategy, run.seed, run.total_steps) for run in runs] == [
+        ("soft_switch", seed, 200_000) for seed in (0, 1, 2)
+    ]
+    assert {run.task for run in runs} == {"SafetyHopperVelocity-v1"}
+    reference = {(run.task, run.strategy, run.seed) for run in suite_runs("sac_eval")}
+    assert {(run.task, run.strategy, run.seed) for run in runs} <= reference
+    config = OmegaConf.load(RECIPES / "config" / "suite" / "sac_entropy.yaml")
+    assert list(config.overrides) == ["algo.base.entropy_term=shared"]
