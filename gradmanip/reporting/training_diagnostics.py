@@ -60,7 +60,10 @@ def run_diagnostics(run: RunRecord, fraction: float = FINAL_FRACTION) -> Trainin
         return [float(r[name]) for r in tail if name in r and math.isfinite(float(r[name]))]
 
     kept = run.rows[math.floor(round(len(run.rows) * WARMUP_FRACTION, 9)) :]
-    codes = [round(float(r[MODE_COLUMN])) for r in kept if MODE_COLUMN in r]
+    # epochs without a strategy step (SAC's warm-up) log no mode
+    codes = [
+        round(m) for r in kept if MODE_COLUMN in r and math.isfinite(m := float(r[MODE_COLUMN]))
+    ]
     modes = {m: codes.count(m) / len(codes) for m in MODES} if codes else {}
     return TrainingDiagnostics(
         episode_length=_mean(column("episode_length")),

@@ -56,6 +56,16 @@ def test_one_run_by_hand(tmp_path):
     assert d.modes == {1: 0.5, 0: 0.25, 2: 0.25}
 
 
+def test_epochs_without_a_strategy_step_count_for_no_mode(tmp_path):
+    # 5 warm-up epochs without an update (no mode, as SAC logs them) in a 10-epoch run: the
+    # first 20% are 2 epochs, so 3 warm-up epochs fall in the counted ones and are left out
+    nan = float("nan")
+    modes = [nan] * 5 + [1, 1, 0, 2, 2]
+    _run(tmp_path / "r", [1.0] * 10, [1.0] * 10, [3.0] * 10, modes)
+    (run,) = load_runs([tmp_path])
+    assert run_diagnostics(run).modes == {1: 0.4, 0: 0.2, 2: 0.4}
+
+
 def test_run_without_mode_column_has_no_modes(tmp_path):
     _run(tmp_path / "r", [1.0] * 10, [1.0] * 10, [3.0] * 10)
     (run,) = load_runs([tmp_path])
