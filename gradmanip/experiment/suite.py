@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from gradmanip.experiment.config_checks import ConfigError
+from gradmanip.reporting.runs import SUITE_INFO_NAME
 
 VERSIONS_NAME = "versions.txt"
-SUITE_INFO_NAME = "suite.json"
 LAUNCHERS = ("basic", "local_parallel", "ray", "ray_cluster")
 PROJECT = "gradmanip"
 

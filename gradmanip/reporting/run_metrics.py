@@ -39,6 +39,11 @@ def last_part(items: Sequence[Any], fraction: float = FINAL_FRACTION) -> Sequenc
     return items[-max(1, math.ceil(_count(len(items), fraction))) :] if items else items
 
 
+def after_warmup(items: Sequence[Any], warmup: float = WARMUP_FRACTION) -> Sequence[Any]:
+    """``items`` without their first ``warmup`` fraction (whole items, rounded down)."""
+    return items[math.floor(_count(len(items), warmup)) :]
+
+
 def final_mean(values: Sequence[float], fraction: float = FINAL_FRACTION) -> float:
     """Mean of the last ``fraction`` of ``values`` (at least one); NaN for none."""
     if not values:
@@ -59,7 +64,7 @@ def share_within(
     warmup: float = WARMUP_FRACTION,
 ) -> float:
     """Share of the epochs after the first ``warmup`` of them within every limit."""
-    kept = rows[math.floor(_count(len(rows), warmup)) :]
+    kept = after_warmup(rows, warmup)
     if not kept:
         return math.nan
     return sum(within_limits(r, keys, limits) for r in kept) / len(kept)

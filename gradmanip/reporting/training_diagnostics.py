@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from gradmanip.reporting.grouping import RunGroup
 from gradmanip.reporting.results_markdown import DASH, fmt_mean_std, markdown_row
-from gradmanip.reporting.run_metrics import FINAL_FRACTION, WARMUP_FRACTION
+from gradmanip.reporting.run_metrics import FINAL_FRACTION, after_warmup, last_part
 from gradmanip.reporting.runs import RunRecord
 
 MODE_COLUMN = "strategy/mode"
@@ -37,8 +37,9 @@ class TrainingDiagnostics:
     modes: dict[int, float]
 
 
-def _tail(rows: Sequence, fraction: float) -> Sequence:
-    return rows[-max(1, math.ceil(round(len(rows) * fraction, 9))) :]
+def _finite(rows: Sequence, name: str) -> list[float]:
+    """The rows' finite values of column ``name`` (rows without it are skipped)."""
+    return [v for r in rows if name in r and math.isfinite(v := float(r[name]))]
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -54,21 +55,14 @@ def _std(values: Sequence[float]) -> float:
 
 def run_diagnostics(run: RunRecord, fraction: float = FINAL_FRACTION) -> TrainingDiagnostics:
     """The diagnostics of one run (NaN where its metrics lack the column)."""
-    tail = _tail(run.rows, fraction) if run.rows else []
-
-    def column(name: str) -> list[float]:
-        return [float(r[name]) for r in tail if name in r and math.isfinite(float(r[name]))]
-
-    kept = run.rows[math.floor(round(len(run.rows) * WARMUP_FRACTION, 9)) :]
+    tail = last_part(run.rows, fraction)
     # epochs without a strategy step (SAC's warm-up) log no mode
-    codes = [
-        round(m) for r in kept if MODE_COLUMN in r and math.isfinite(m := float(r[MODE_COLUMN]))
-    ]
+    codes = [round(m) for m in _finite(after_warmup(run.rows), MODE_COLUMN)]
     modes = {m: codes.count(m) / len(codes) for m in MODES} if codes else {}
     return TrainingDiagnostics(
-        episode_length=_mean(column("episode_length")),
-        episodes_per_epoch=_mean(column("episodes")),
-        cost_spread=_std(column(run.cost_keys[0])) if run.cost_keys else math.nan,
+        episode_length=_mean(_finite(tail, "episode_length")),
+        episodes_per_epoch=_mean(_finite(tail, "episodes")),
+        cost_spread=_std(_finite(tail, run.cost_keys[0])) if run.cost_keys else math.nan,
         modes=modes,
     )
 
