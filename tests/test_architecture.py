@@ -13,11 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 ALLOWED = {
     "gradmanip.__init__": set(),
     "gradmanip.gaussian": set(),
+    "gradmanip.tanh_gaussian": set(),
     "gradmanip.strategies": set(),
     "gradmanip.driver": {"gradmanip.strategies"},
-    "gradmanip.objectives": {"gradmanip.strategies", "gradmanip.driver"},
+    "gradmanip.objectives": {"gradmanip.strategies", "gradmanip.driver", "gradmanip.tanh_gaussian"},
     "gradmanip.fast": {"gradmanip.strategies", "gradmanip.driver", "gradmanip.gaussian"},
-    "gradmanip.rl": {"gradmanip.gaussian"},
+    "gradmanip.rl": {"gradmanip.gaussian", "gradmanip.tanh_gaussian"},
     "gradmanip.algos": {
         "gradmanip.strategies",
         "gradmanip.driver",

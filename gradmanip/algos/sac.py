@@ -14,7 +14,8 @@ One gradient step on a replay batch (:meth:`SAC.update`), from the losses of
    then the actor's Adam steps along the update (both from the same forward);
 3. the temperature: Adam on ``-log_alpha (log pi + H_target)`` (automatic entropy tuning);
 4. the target critics move by Polyak averaging, ``Q' <- (1 - tau) Q' + tau Q``
-   (TorchRL's :class:`~torchrl.objectives.SoftUpdate`).
+   (TorchRL's :class:`~torchrl.objectives.SoftUpdate`, stepped in one fused pass:
+   :class:`~gradmanip.algos.flat_soft_update.FlatSoftUpdate`).
 
 Unconstrained SAC, SAC-Lagrangian, CRPO and PCRPO on SAC are this class with different
 strategies; the off-policy loop is :class:`gradmanip.rl.off_policy_trainer.OffPolicyTrainer`.
@@ -25,8 +26,8 @@ from __future__ import annotations
 import torch
 from tensordict import TensorDictBase
 from torch import Tensor, nn
-from torchrl.objectives import SoftUpdate
 
+from gradmanip.algos.flat_soft_update import FlatSoftUpdate
 from gradmanip.algos.settings import check_float, check_int
 from gradmanip.driver.gradient_driver import GradientDriver
 from gradmanip.driver.step_result import StepResult
@@ -154,7 +155,7 @@ class SAC:
         self.alpha_optimizer = (
             None if fixed_alpha else torch.optim.Adam([loss.log_alpha], lr=self.alpha_lr)
         )
-        self.target_updater = SoftUpdate(loss, tau=self.tau)
+        self.target_updater = FlatSoftUpdate(loss, tau=self.tau)
         self.updates_done = 0
 
     def __repr__(self) -> str:

@@ -41,6 +41,7 @@ from torchrl.objectives import SACLoss, ValueEstimators
 from torchrl.objectives.sac import compute_rsample_log_prob
 
 from gradmanip.strategies.settings import check_bool
+from gradmanip.tanh_gaussian import sampler_or_none
 
 
 def ensemble(
@@ -184,6 +185,8 @@ class SafeSACLoss(SACLoss):
         self.cost_gamma = float(cost_gamma)
         self.nonnegative_costs = nonnegative_costs
         self.make_value_estimator(ValueEstimators.TD0, gamma=self.gamma)
+        # draws on plain tensors where the actor's layout allows (the same draws as get_dist)
+        self._sampler = sampler_or_none(self.actor_network)
 
     def __repr__(self) -> str:
         return (
@@ -222,11 +225,12 @@ class SafeSACLoss(SACLoss):
 
     def _sample(self, tensordict: TensorDictBase) -> tuple[Tensor, Tensor]:
         """A reparameterised action of the actor and its log-probability."""
-        with (
-            set_exploration_type(ExplorationType.RANDOM),
-            self.actor_network_params.to_module(self.actor_network),
-        ):
-            return compute_rsample_log_prob(self.actor_network.get_dist(tensordict))
+        sampler = self._sampler
+        with self.actor_network_params.to_module(self.actor_network):
+            if sampler is not None:
+                return sampler.rsample(tensordict.get(sampler.observation_key))
+            with set_exploration_type(ExplorationType.RANDOM):
+                return compute_rsample_log_prob(self.actor_network.get_dist(tensordict))
 
     def _critic_inputs(self, tensordict: TensorDictBase, action: Tensor | None) -> TensorDictBase:
         keys = dict.fromkeys([*self.qvalue_network.in_keys, *self.cost_qvalue_network.in_keys])

@@ -41,6 +41,7 @@ from gradmanip.rl.episode_window import EpisodeWindow
 from gradmanip.rl.metric_names import constraint_columns
 from gradmanip.rl.replay import buffer_state, load_buffer_state
 from gradmanip.rl.trainer import EPOCH_SEED_STRIDE
+from gradmanip.tanh_gaussian import sampler_or_none
 
 
 class OffPolicyAlgorithm(Protocol):
@@ -120,6 +121,7 @@ class OffPolicyTrainer:
         self.algo = algo
         self.strategy = algo.strategy
         self.actor = actor
+        self._sampler = sampler_or_none(actor)  # the actor's draws on plain tensors
         self.replay_buffer = replay_buffer
         self.steps_per_epoch = steps_per_epoch
         self.warmup_steps = warmup_steps
@@ -166,6 +168,8 @@ class OffPolicyTrainer:
     def _act(self, observation: Tensor) -> Tensor:
         if self.frames < self.warmup_steps:
             return self._low + self._width * torch.rand(self._width.shape)
+        if self._sampler is not None:
+            return self._sampler.act(observation)
         with set_exploration_type(ExplorationType.RANDOM):
             return self.actor(TensorDict({"observation": observation})).get("action")
 
