@@ -11,7 +11,11 @@ log-probability, bit for bit, as ``actor(td)`` under ``ExplorationType.RANDOM`` 
 from __future__ import annotations
 
 import torch
-from tensordict.nn import TensorDictModule, TensorDictSequential
+from tensordict.nn import (
+    ProbabilisticTensorDictModule,
+    TensorDictModule,
+    TensorDictSequential,
+)
 from torch import Tensor, nn
 from torch.distributions import Distribution
 from torchrl.modules import ProbabilisticActor
@@ -32,6 +36,7 @@ class TanhGaussianSampler:
             len(layers) != 2
             or not isinstance(layers[0], TensorDictModule)
             or isinstance(layers[0], TensorDictSequential)
+            or not isinstance(layers[1], ProbabilisticTensorDictModule)
         ):
             raise TypeError(
                 "actor must be a ProbabilisticActor of two layers, a TensorDictModule network "
@@ -43,10 +48,15 @@ class TanhGaussianSampler:
                 f"the actor's network must read one key and write the distribution's inputs "
                 f"{list(head.in_keys)}, got {list(body.in_keys)} -> {list(body.out_keys)}"
             )
-        if getattr(head, "num_samples", None) is not None or getattr(head, "safe", False):
+        if (
+            getattr(head, "num_samples", None) is not None
+            or getattr(head, "safe", False)
+            or getattr(head, "_generator", None) is not None
+            or getattr(head, "_generator_key", None) is not None
+        ):
             raise ValueError(
-                "an actor drawing several samples per input, or projecting its draws onto its "
-                "spec (safe=True), is not supported"
+                "an actor drawing several samples per input, projecting its draws onto its spec "
+                "(safe=True) or drawing from a generator of its own is not supported"
             )
         self.observation_key = body.in_keys[0]
         self.net: nn.Module = body.module
@@ -62,7 +72,8 @@ class TanhGaussianSampler:
 
     def distribution(self, observation: Tensor) -> Distribution:
         """The actor's distribution at ``observation``."""
-        params = dict(zip(self.dist_keys, self.net(observation), strict=True))
+        out = self.net(observation)
+        params = dict(zip(self.dist_keys, (out,) if isinstance(out, Tensor) else out, strict=True))
         return self.distribution_class(**params, **self.distribution_kwargs)
 
     def rsample(self, observation: Tensor) -> tuple[Tensor, Tensor]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictSequential
 from torch import nn
@@ -51,6 +53,29 @@ def test_draws_equal_the_actor_bit_for_bit(batch, seed):
     acted = sampler.act(observation)
     assert not acted.requires_grad
     assert torch.equal(acted, expected[0][0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    exponent=st.integers(-6, 4),
+    batch=st.integers(1, 9),
+    shift=st.floats(-5.0, 5.0),
+)
+def test_draws_equal_the_actor_at_any_scale(seed, exponent, batch, shift):
+    """Observations from 1e-6 to 1e4 in size and weights shifted so that the tanh saturates:
+    still the same draws (NaN where the actor gives NaN)."""
+    policy = actor(seed % 1000)
+    with torch.no_grad():
+        policy.module[0].module[0][-1].bias.add_(shift)
+    g = torch.Generator().manual_seed(seed)
+    observation = torch.randn(batch, OBS, generator=g) * 10.0**exponent
+    torch.manual_seed(seed)
+    want_action, want_log_prob = td_draw(policy, observation)
+    torch.manual_seed(seed)
+    action, log_prob = TanhGaussianSampler(policy).rsample(observation)
+    for got, want in ((action, want_action), (log_prob, want_log_prob)):
+        torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
 
 
 def test_gradients_equal_the_distribution_of_the_actor():
@@ -113,4 +138,12 @@ def test_other_layouts_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="safe=True"):
         TanhGaussianSampler(safe)
     assert sampler_or_none(safe) is None
+    seeded = ProbabilisticActor(
+        template.module[0],
+        in_keys=["loc", "scale"],
+        distribution_class=TanhNormal,
+        generator=torch.Generator().manual_seed(0),
+    )
+    with pytest.raises(ValueError, match="generator"):
+        TanhGaussianSampler(seeded)
     assert "TanhNormal" in repr(TanhGaussianSampler(template))

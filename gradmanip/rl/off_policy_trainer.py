@@ -78,7 +78,9 @@ class OffPolicyTrainer:
         make_env: builds the Gymnasium task (cost in ``info["cost"]``, or ``info["costs"]``
             with K > 1 constraints).
         algo: the off-policy base (``update(batch, J_c_hat)``, ``strategy``, state).
-        actor: the policy acting in the environment (a probabilistic actor).
+        actor: the policy acting in the environment (a probabilistic actor; a tanh-Gaussian
+            one of two layers is drawn by :class:`~gradmanip.tanh_gaussian.TanhGaussianSampler`,
+            the same draws at less overhead).
         replay_buffer: see :func:`gradmanip.rl.replay.make_replay_buffer`.
         steps_per_epoch: environment steps per epoch (one strategy-state update each).
         warmup_steps: the first steps act uniformly at random and make no update.

@@ -7,6 +7,8 @@ import copy
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torchrl.objectives import SoftUpdate
 
 from gradmanip.algos.flat_soft_update import FlatSoftUpdate
@@ -45,19 +47,32 @@ def perturb(loss: SafeSACLoss, seed: int) -> None:
                 t.add_(torch.randn(t.shape, generator=g) * scale)
 
 
-@pytest.mark.parametrize("tau", [0.005, 0.05, 0.4])
-def test_equals_torchrl_soft_update_bit_for_bit(tau):
-    fused_loss = make_loss()
+def fused_and_torchrl_steps(tau: float, seeds: list[int], loss_seed: int = 0, constraints: int = 2):
+    """Both updaters on copies of one loss, each step after the same perturbation; returns the
+    fused copy once every step's targets were equal element for element."""
+    fused_loss = make_loss(loss_seed, constraints)
     plain_loss = copy.deepcopy(fused_loss)
     fused, plain = FlatSoftUpdate(fused_loss, tau=tau), SoftUpdate(plain_loss, tau=tau)
-    for step in range(5):
-        perturb(fused_loss, step)
-        perturb(plain_loss, step)
+    for seed in seeds:
+        perturb(fused_loss, seed)
+        perturb(plain_loss, seed)
         fused.step()
         plain.step()
         for got, want in zip(all_targets(fused_loss), all_targets(plain_loss), strict=True):
             assert torch.equal(got, want)
-    assert not torch.equal(all_targets(fused_loss)[0], leaves(fused_loss.qvalue_network_params)[0])
+    return fused_loss
+
+
+@pytest.mark.parametrize("tau", [0.005, 0.05, 0.4])
+def test_equals_torchrl_soft_update_bit_for_bit(tau):
+    loss = fused_and_torchrl_steps(tau, list(range(5)))
+    assert not torch.equal(all_targets(loss)[0], leaves(loss.qvalue_network_params)[0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(tau=st.floats(1e-6, 0.5), seed=st.integers(0, 2**16), constraints=st.integers(1, 3))
+def test_equals_torchrl_soft_update_for_any_tau(tau, seed, constraints):
+    fused_and_torchrl_steps(tau, [seed], seed % 7, constraints)
 
 
 def test_moves_targets_towards_sources_and_leaves_sources_alone():
