@@ -7,7 +7,9 @@ what is learned are equal. The settings are the run's resolved configuration, re
 Groups of one task, algorithm and strategy that differ in other settings are labelled by those
 settings, e.g. ``soft_switch (total_steps=300000)``, so that nothing is averaged silently. The
 code revision of a run's suite (``suite.json`` above it) counts as a setting, ``revision``: a
-suite run again at a later revision forms groups of its own.
+suite run again at a later revision forms groups of its own. Groups of different revisions are
+labelled without the settings that exist at one revision only (added to the configuration
+later), unless the labels would then no longer tell the groups apart.
 """
 
 from __future__ import annotations
@@ -164,12 +166,25 @@ def _label(family: list[RunGroup]) -> None:
     if len(family) < 2:
         return
     names = differing_settings(family)
+    labels = _labels(family, names)
+    if REVISION_SETTING in names:
+        held = [n for n in names if all(n in g.settings for g in family if g.has_config)]
+        shorter = _labels(family, held)
+        if len(set(shorter)) == len(family):
+            labels = shorter
+    for group, label in zip(family, labels, strict=True):
+        group.label = label
+
+
+def _labels(family: list[RunGroup], names: Sequence[str]) -> list[str]:
     some_config = any(g.has_config for g in family)
+    labels = []
     for group in family:
         parts = [f"{n}={_shown(group.settings[n])}" for n in names if n in group.settings]
         if some_config and not group.has_config:
             parts.append("config not recorded")
-        group.label = ", ".join(parts)
+        labels.append(", ".join(parts))
+    return labels
 
 
 def _shown(value: Any) -> str:

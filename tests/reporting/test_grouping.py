@@ -152,6 +152,24 @@ def test_a_suite_run_again_at_another_revision_forms_its_own_groups(
     assert (alone.name, alone.settings["revision"]) == ("soft_switch", "9626e3b")
 
 
+def test_settings_added_at_a_later_revision_stay_out_of_the_label(tmp_path, write_run, run_config):
+    first = suite_dir(tmp_path / "v1", "3cac7debcbdf4a685c52288eb683b24bafb45411")
+    second = suite_dir(tmp_path / "v2", "9626e3b0000000000000000000000000000000ff")
+    write_run(first / "a", [1.0], [1.0], cfg=run_config())
+    write_run(second / "a", [1.0], [1.0], cfg=run_config(new_term="reward", total_steps=2000))
+    labels = [g.label for g in group_runs(load_runs([tmp_path]))]
+    # new_term exists at the later revision only; total_steps differs at both
+    assert labels == ["revision=3cac7de, total_steps=1000", "revision=9626e3b, total_steps=2000"]
+    # two groups of the later revision that differ only in the new setting keep it in the label
+    write_run(second / "b", [1.0], [1.0], cfg=run_config(new_term="shared", total_steps=2000))
+    labels = sorted(g.label for g in group_runs(load_runs([tmp_path])))
+    assert labels == [
+        "new_term=reward, revision=9626e3b, total_steps=2000",
+        "new_term=shared, revision=9626e3b, total_steps=2000",
+        "revision=3cac7de, total_steps=1000",
+    ]
+
+
 def test_runs_outside_suites_have_no_revision(tmp_path, write_run, run_config):
     suite_dir(tmp_path / "no-revision", None)
     write_run(tmp_path / "no-revision" / "a", [1.0], [1.0], cfg=run_config())
