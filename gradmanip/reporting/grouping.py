@@ -8,8 +8,9 @@ Groups of one task, algorithm and strategy that differ in other settings are lab
 settings, e.g. ``soft_switch (total_steps=300000)``, so that nothing is averaged silently. The
 code revision of a run's suite (``suite.json`` above it) counts as a setting, ``revision``: a
 suite run again at a later revision forms groups of its own. Groups of different revisions are
-labelled without the settings that exist at one revision only (added to the configuration
-later), unless the labels would then no longer tell the groups apart.
+labelled without the settings that differ only by being absent at one revision (added to the
+configuration later, one value wherever present), unless the labels would then no longer tell
+the groups apart.
 """
 
 from __future__ import annotations
@@ -168,7 +169,9 @@ def _label(family: list[RunGroup]) -> None:
     names = differing_settings(family)
     labels = _labels(family, names)
     if REVISION_SETTING in names:
-        held = [n for n in names if all(n in g.settings for g in family if g.has_config)]
+        held = [
+            n for n in names if len({_canon(g.settings[n]) for g in family if n in g.settings}) > 1
+        ]
         shorter = _labels(family, held)
         if len(set(shorter)) == len(family):
             labels = shorter

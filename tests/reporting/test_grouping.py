@@ -168,6 +168,15 @@ def test_settings_added_at_a_later_revision_stay_out_of_the_label(tmp_path, writ
         "new_term=shared, revision=9626e3b, total_steps=2000",
         "revision=3cac7de, total_steps=1000",
     ]
+    # a new setting with different values at the later revision is shown even where the
+    # labels would be told apart without it
+    write_run(second / "b", [1.0], [1.0], cfg=run_config(new_term="shared", total_steps=3000))
+    labels = sorted(g.label for g in group_runs(load_runs([tmp_path])))
+    assert labels == [
+        "new_term=reward, revision=9626e3b, total_steps=2000",
+        "new_term=shared, revision=9626e3b, total_steps=3000",
+        "revision=3cac7de, total_steps=1000",
+    ]
 
 
 def test_runs_outside_suites_have_no_revision(tmp_path, write_run, run_config):
