@@ -42,6 +42,7 @@ def write_run(
     *,
     task: str = TASK,
     strategy: str = "soft_switch",
+    algo: str = "ppo",
     seed: int = 0,
     limit: float | list[float] = 25.0,
     steps_per_epoch: int = 100,
@@ -51,7 +52,7 @@ def write_run(
     """A run directory; ``costs`` holds one number per epoch, or K numbers per epoch."""
     info: dict[str, Any] = {
         "env": task,
-        "algo": "ppo",
+        "algo": algo,
         "strategy": strategy,
         "seed": seed,
         "cost_limit": limit,

@@ -5,6 +5,7 @@ import struct
 
 import matplotlib.figure
 import pytest
+from matplotlib.colors import to_rgb
 
 from gradmanip.reporting.compare import main
 from gradmanip.reporting.group_results import group_result
@@ -194,14 +195,69 @@ def png_size(path):
     return struct.unpack(">II", data[16:24])
 
 
-def test_one_figure_per_task_with_a_cost_panel_per_constraint(tmp_path, write_run):
+@pytest.fixture(name="saved_figures")
+def saved_figures_fixture(monkeypatch):
+    """The figures ``savefig`` writes, in order (the files are still written)."""
+    figures = []
+    save = matplotlib.figure.Figure.savefig
+
+    def record(fig, *args, **kwargs):
+        figures.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
+    return figures
+
+
+def test_one_figure_per_task_with_a_cost_panel_per_constraint(tmp_path, write_run, saved_figures):
     two_constraint_runs(tmp_path / "k2", write_run)
     write_run(tmp_path / "k1", [1.0, 2.0], [3.0, 4.0], task="SafetyAntVelocity-v1")
     figures = plot_tasks(group_runs(load_runs([tmp_path])), tmp_path / "figs", cut=20_000)
     assert sorted(figures) == ["SafetyAntVelocity-v1", TASK]
-    width_k2, _ = png_size(figures[TASK])
-    width_k1, _ = png_size(figures["SafetyAntVelocity-v1"])
-    assert (width_k1, width_k2) == (2 * 432, 3 * 432)  # 4.8 inches per panel at 90 dpi
+    for task, panels, fig in zip(sorted(figures), (2, 3), saved_figures, strict=True):
+        assert png_size(figures[task])[1] == 324  # one row of 3.6 inches at 90 dpi
+        assert [ax.get_title() for ax in fig.axes][:2] == [
+            f"{task}: reward",
+            f"{task}: episodic cost" if panels == 2 else f"{task}: episodic cost 0",
+        ]
+        assert len(fig.axes) == panels
+        # the panels keep 4.8 inches each; the legend sits beside the last one, inside the image
+        assert png_size(figures[task])[0] > panels * 432
+        legend = fig.axes[-1].get_legend().get_window_extent()
+        assert legend.x0 > fig.axes[-1].get_window_extent().x1
+        assert legend.x1 <= fig.bbox.x1
+
+
+def test_figure_rows_per_algorithm_and_colours_per_strategy(tmp_path, write_run, saved_figures):
+    write_run(tmp_path / "ppo_soft", [1.0, 2.0], [3.0, 4.0])
+    write_run(tmp_path / "ppo_free", [5.0, 6.0], [50.0, 60.0], strategy="reward_only")
+    write_run(tmp_path / "sac_soft", [1.0, 3.0], [3.0, 4.0], algo="sac")
+    write_run(tmp_path / "sac_soft_long", [1.0, 3.0, 5.0], [3.0, 4.0, 5.0], algo="sac")
+    write_run(tmp_path / "ant", [1.0, 2.0], [3.0, 4.0], task="SafetyAntVelocity-v1", algo="sac")
+    plot_tasks(group_runs(load_runs([tmp_path])), tmp_path / "figs")
+    ant, hopper = saved_figures
+    assert hopper.get_suptitle() == TASK
+    titles = [ax.get_title() for ax in hopper.axes]
+    assert titles == ["ppo: reward", "ppo: episodic cost", "sac: reward", "sac: episodic cost"]
+    ppo_reward, _, sac_reward, sac_cost = hopper.axes
+    assert sac_reward.get_shared_x_axes().joined(ppo_reward, sac_reward)  # one step axis
+    colours = {line.get_label(): line.get_color() for line in ppo_reward.lines}
+    assert set(colours) == {"soft_switch, 1 seed", "reward_only, 1 seed"}
+    shades = {line.get_label(): line.get_color() for line in sac_reward.lines}
+    assert set(shades) == {
+        "soft_switch (total_steps=200), 1 seed",
+        "soft_switch (total_steps=300), 1 seed",
+    }
+    # soft_switch's hue in every row and figure; its two sac groups are darker and lighter
+    hue = to_rgb(colours["soft_switch, 1 seed"])
+    assert to_rgb(ant.axes[0].lines[0].get_color()) == hue
+    dark, light = (to_rgb(shades[f"soft_switch (total_steps={n}), 1 seed"]) for n in (200, 300))
+    assert all(d < h < li for d, h, li in zip(dark, hue, light, strict=True) if 0 < h < 1)
+    assert dark == pytest.approx([0.6 * h for h in hue])
+    assert light == pytest.approx([h + 0.4 * (1 - h) for h in hue])
+    assert colours["reward_only, 1 seed"] != colours["soft_switch, 1 seed"]
+    # each row has its own legend, with its own groups
+    assert sorted(t.get_text() for t in sac_cost.get_legend().get_texts()) == sorted(shades)
 
 
 def test_figure_draws_the_test_episodes_dotted(tmp_path, write_run, monkeypatch):
@@ -222,7 +278,7 @@ def test_figure_draws_the_test_episodes_dotted(tmp_path, write_run, monkeypatch)
     assert list(test.get_ydata()) == [200, 400, 500, 600]  # epoch 5 finished no episode, yet counts
     (cost0,) = [line for line in cost0_ax.lines if line.get_linestyle() == ":"]
     assert list(cost0.get_ydata()) == [20, 40, 40, 60]
-    assert "test episodes (dotted)" in [t.get_text() for t in reward_ax.get_legend().get_texts()]
+    assert "test episodes (dotted)" in [t.get_text() for t in cost1_ax.get_legend().get_texts()]
     plot_tasks(group_runs(load_runs([tmp_path / "plain"])), tmp_path / "figs")
     assert not [line for line in figures[1].axes[0].lines if line.get_linestyle() == ":"]
 
