@@ -19,6 +19,7 @@ from recipe_runs import learning_columns
 from gradmanip.experiment.config_checks import ConfigError
 from gradmanip.experiment.stop_signals import RunStopped
 from gradmanip.reporting import read_metrics, read_run_info
+from tests.png_image import png_size
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 TASK = "SafetyPointVelocityEffort-v0"
@@ -213,14 +214,6 @@ def test_stopped_two_constraint_run_resumes_to_the_uninterrupted_run(tmp_path, m
     assert learning_columns(resumed) == learning_columns(whole)
 
 
-def png_width(path: Path) -> int:
-    import struct
-
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">I", data[16:20])[0]
-
-
 @pytest.fixture(scope="module")
 def two_constraint_runs(tmp_path_factory):
     """A soft-switching and a reward-only run of the recipe on the K = 2 toy task."""
@@ -233,7 +226,7 @@ def two_constraint_runs(tmp_path_factory):
 
 def test_curves_have_one_cost_panel_per_constraint(two_constraint_runs):
     run = two_constraint_runs / TASK / "ppo-soft_switch" / "seed0"
-    assert png_width(run / "curves.png") == 1500  # reward + 2 cost panels, 5 inches each
+    assert png_size(run / "curves.png")[0] == 1500  # reward + 2 cost panels, 5 inches each
 
 
 def test_comparison_of_two_constraint_runs(two_constraint_runs, tmp_path):
@@ -256,7 +249,7 @@ def test_comparison_of_two_constraint_runs(two_constraint_runs, tmp_path):
     with (tmp_path / "comparison.csv").open(newline="") as f:
         header = next(csv.reader(f))
     assert {"cost_mean_0", "cost_std_1", "cost_limit_1"} <= set(header)
-    assert png_width(tmp_path / "comparison.png") == 1500
+    assert png_size(tmp_path / "comparison.png")[0] == 1500
 
 
 def test_results_page_of_two_constraint_runs(two_constraint_runs, tmp_path):
@@ -273,4 +266,4 @@ def test_results_page_of_two_constraint_runs(two_constraint_runs, tmp_path):
     eval_costs = " / ".join(fmt_number(summary[f"eval/cost_{k}"]) for k in range(2))
     assert f"| {eval_costs} |" in row  # the evaluation's cost of each constraint
     # reward + one panel per constraint, 4.8 inches each at 90 dpi, and the legend beside them
-    assert 3 * 432 < png_width(figures[TASK]) < 4 * 432
+    assert 3 * 432 < png_size(figures[TASK])[0] < 4 * 432

@@ -1,7 +1,6 @@
 """The results page: each figure against hand-computed values, K = 2, figures, the command."""
 
 import json
-import struct
 
 import matplotlib.figure
 import pytest
@@ -15,6 +14,7 @@ from gradmanip.reporting.results_figures import plot_tasks
 from gradmanip.reporting.results_markdown import fmt_reach, fmt_steps, results_table
 from gradmanip.reporting.run_metrics import eval_costs, final_mean, run_figures
 from gradmanip.reporting.runs import load_run, load_runs
+from tests.png_image import png_size
 
 TASK = "SafetyHopperVelocity-v1"
 
@@ -187,12 +187,6 @@ def test_two_constraints_each_against_its_own_limit(tmp_path, write_run):
     assert eval_costs({"eval/cost": 7}, 2) == [None, None]
     assert eval_costs({"eval/cost": 7, "eval/cost_0": 3, "eval/cost_1": 4}, 2) == [3.0, 4.0]
     assert eval_costs({"eval/cost": 7}, 1) == [7.0]
-
-
-def png_size(path):
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">II", data[16:24])
 
 
 @pytest.fixture(name="saved_figures")
