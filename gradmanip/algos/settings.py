@@ -24,6 +24,9 @@ def check_float(
     value = float(value)
     low_ok = value > low if open_low else value >= low
     if not (low_ok and value <= high and math.isfinite(value)):
-        bracket = "(" if open_low else "["
-        raise ValueError(f"{name} must be finite and lie in {bracket}{low}, {high}], got {value}")
+        if math.isinf(high):
+            wanted = f"a finite number {'>' if open_low else '>='} {low}"
+        else:
+            wanted = f"a number in {'(' if open_low else '['}{low}, {high}]"
+        raise ValueError(f"{name} must be {wanted}, got {value}")
     return value

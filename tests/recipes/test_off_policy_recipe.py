@@ -83,7 +83,8 @@ def test_sac_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path):
         ("algo.updates_per_step=0", "algo.updates_per_step must be a number > 0"),
         ("algo.sampler=prioritized", "algo.sampler must be one of random, without_replacement"),
         ("algo.cost_window=0", "algo.cost_window must be an integer >= 1"),
-        ("algo.base.tau=0", "algo.base: tau must be finite and lie in"),
+        ("algo.base.tau=0", r"algo.base: tau must be a number in \(0.0, 1.0\], got 0.0"),
+        ("algo.base.lr=-1", "algo.base: lr must be a finite number > 0.0, got -1.0"),
     ],
 )
 def test_bad_sac_settings_fail_before_training(tmp_path, override, message):
