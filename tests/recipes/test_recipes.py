@@ -229,7 +229,7 @@ def test_bad_settings_fail_before_training(tmp_path, override, message):
 
 
 def test_cost_window_setting_reaches_the_episode_tracker(tmp_path):
-    cfg = compose_cfg("algo.cost_window=3")
+    cfg = compose_cfg("algo.cost_window=3", "total_steps=1000")  # 10 episodes of 100 steps
     ppo_softswitch.train(cfg, tmp_path)
     rows = read_metrics(tmp_path)
     assert all(math.isfinite(r["cost_estimate"]) for r in rows)
