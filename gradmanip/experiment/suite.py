@@ -172,6 +172,37 @@ def code_revision(root: Path) -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
+def _pins(text: str) -> dict[str, tuple[str, str]]:
+    """Lower-case name -> (name, version) of the ``name==version`` lines of ``text``."""
+    pins = {}
+    for line in text.split():
+        name, _, version = line.partition("==")
+        pins[name.lower()] = (name, version)
+    return pins
+
+
+def version_difference(recorded: str, installed: str, versions_path: Path) -> str:
+    """How two ``name==version`` lists differ, each kind of difference with its remedy."""
+    old, new = _pins(recorded), _pins(installed)
+    changed = sorted(k for k in old.keys() & new.keys() if old[k][1] != new[k][1])
+    extra = sorted(new.keys() - old.keys())
+    missing = sorted(old.keys() - new.keys())
+    parts = []
+    if changed:
+        listed = ", ".join(
+            f"{old[k][0]} {old[k][1]} recorded, {new[k][1]} installed" for k in changed
+        )
+        names = " ".join(old[k][0] for k in changed)
+        parts.append(f"{listed} (`pip install -c {versions_path} {names}`)")
+    if extra:
+        names = " ".join(new[k][0] for k in extra)
+        parts.append(f"installed but not recorded: {names} (`pip uninstall {names}`)")
+    if missing:
+        pins = " ".join("==".join(old[k]) for k in missing)
+        parts.append(f"recorded but not installed: {pins} (`pip install {pins}`)")
+    return "; ".join(parts)
+
+
 def record_environment(out: Path, suite: Mapping[str, Any], root: Path) -> None:
     """Write ``versions.txt`` and ``suite.json`` into ``out``; refuse (ConfigError) when ``out``
     already holds results of other package versions or another code revision."""
@@ -185,12 +216,10 @@ def record_environment(out: Path, suite: Mapping[str, Any], root: Path) -> None:
     }
     versions_path, info_path = out / VERSIONS_NAME, out / SUITE_INFO_NAME
     if versions_path.exists() and versions_path.read_text() != versions:
-        old = set(versions_path.read_text().split())
-        new = set(versions.split())
         raise ConfigError(
-            f"{out} holds results made with other package versions (now: "
-            f"{sorted(new - old)[:5]}, recorded: {sorted(old - new)[:5]}); install the recorded "
-            f"ones with `pip install -c {versions_path} ...` or choose another suite.out"
+            f"{out} holds results made with other package versions: "
+            f"{version_difference(versions_path.read_text(), versions, versions_path)}; "
+            "or choose another suite.out"
         )
     if info_path.exists():
         recorded = json.loads(info_path.read_text()).get("revision")

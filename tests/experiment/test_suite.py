@@ -18,6 +18,7 @@ from gradmanip.experiment.suite import (
     record_environment,
     run_status,
     status_table,
+    version_difference,
 )
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -117,10 +118,25 @@ def test_environment_record_refuses_mixing_versions_or_revisions(tmp_path):
     (tmp_path / "versions.txt").write_text("torch==0.0.1\n")
     with pytest.raises(ConfigError, match="other package versions"):
         record_environment(tmp_path, SUITE, root)
+    torch_pin = next(line for line in versions if line.startswith("torch=="))
+    (tmp_path / "versions.txt").write_text("\n".join(v for v in versions if v != torch_pin))
+    with pytest.raises(ConfigError, match=r"installed but not recorded: torch \(`pip uninstall"):
+        record_environment(tmp_path, SUITE, root)
     (tmp_path / "versions.txt").write_text("\n".join(versions) + "\n")
     (tmp_path / "suite.json").write_text(json.dumps({"revision": "0" * 40}))
     with pytest.raises(ConfigError, match="code revision"):
         record_environment(tmp_path, SUITE, root)
+
+
+def test_version_difference_names_each_kind_with_its_remedy():
+    recorded = "Foo==1.0\nbar==2.0\nbaz==3.0\n"
+    installed = "foo==1.1\nbar==2.0\nQux==0.1\n"
+    assert version_difference(recorded, installed, Path("v.txt")) == (
+        "Foo 1.0 recorded, 1.1 installed (`pip install -c v.txt Foo`); "
+        "installed but not recorded: Qux (`pip uninstall Qux`); "
+        "recorded but not installed: baz==3.0 (`pip install baz==3.0`)"
+    )
+    assert version_difference(recorded, recorded, Path("v.txt")) == ""
 
 
 def test_velocity_suite_config_is_the_benchmark():
