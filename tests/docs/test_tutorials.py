@@ -152,6 +152,7 @@ def test_05_sweep_compare(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one Ray instance at a time (pytest -n with --dist loadgroup)
 @pytest.mark.skipif(
     importlib.util.find_spec("ray") is None,
     reason="ray is not installed (pip install 'ray[default]' to run the Ray tutorial)",

@@ -116,6 +116,7 @@ def ray_processes(temp_dir: Path) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one Ray instance at a time (pytest -n with --dist loadgroup)
 def test_ray_sweep_runs_jobs_as_ray_tasks_and_aggregates(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="Ray sweeps need the 'ray' extra: pip install -e .[ray]")
     sweep_dir = tmp_path / "sweep"
