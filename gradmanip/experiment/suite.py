@@ -215,12 +215,13 @@ def record_environment(out: Path, suite: Mapping[str, Any], root: Path) -> None:
         "platform": platform.platform(),
     }
     versions_path, info_path = out / VERSIONS_NAME, out / SUITE_INFO_NAME
-    if versions_path.exists() and versions_path.read_text() != versions:
-        raise ConfigError(
-            f"{out} holds results made with other package versions: "
-            f"{version_difference(versions_path.read_text(), versions, versions_path)}; "
-            "or choose another suite.out"
-        )
+    if versions_path.exists():
+        difference = version_difference(versions_path.read_text(), versions, versions_path)
+        if difference:
+            raise ConfigError(
+                f"{out} holds results made with other package versions: {difference}; "
+                "or choose another suite.out"
+            )
     if info_path.exists():
         recorded = json.loads(info_path.read_text()).get("revision")
         if recorded != info["revision"]:

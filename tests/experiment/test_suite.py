@@ -115,6 +115,9 @@ def test_environment_record_refuses_mixing_versions_or_revisions(tmp_path):
     info = json.loads((tmp_path / "suite.json").read_text())
     assert info["revision"] == code_revision(root) and info["suite"]["name"] == "tiny"
     record_environment(tmp_path, SUITE, root)  # same environment: accepted
+    (tmp_path / "versions.txt").write_text("\n".join(reversed(versions)))
+    record_environment(tmp_path, SUITE, root)  # the same pins in another layout: accepted
+    assert (tmp_path / "versions.txt").read_text().splitlines() == versions
     (tmp_path / "versions.txt").write_text("torch==0.0.1\n")
     with pytest.raises(ConfigError, match="other package versions"):
         record_environment(tmp_path, SUITE, root)
