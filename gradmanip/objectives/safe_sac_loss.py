@@ -91,8 +91,8 @@ class SafeSACLoss(SACLoss):
         cost_qvalue_network: the cost critic, copied ``num_cost_qvalue_nets`` times per
             constraint.
         num_constraints: K.
-        num_cost_qvalue_nets: cost critics per constraint (1, or 2 for the pessimistic maximum
-            of twins).
+        num_cost_qvalue_nets: cost critics per constraint (default 1; with more, the actor
+            and the targets read their maximum: 2 makes the pessimistic twins).
         nonnegative_costs: the costs are >= 0: clamp the bootstrapped cost value at 0 (a
             negative cost in a batch raises).
         gamma, cost_gamma: discounts of the reward and cost targets (``cost_gamma`` defaults to
@@ -140,7 +140,7 @@ class SafeSACLoss(SACLoss):
         ):
             raise ValueError(
                 f"num_cost_qvalue_nets must be an int >= 1 (1: one cost critic per constraint, "
-                f"2: twins and their maximum), got {num_cost_qvalue_nets!r}"
+                f"2 or more: their maximum), got {num_cost_qvalue_nets!r}"
             )
         if not isinstance(nonnegative_costs, bool):
             raise TypeError(f"nonnegative_costs must be a bool, got {nonnegative_costs!r}")

@@ -175,18 +175,19 @@ def test_one_cost_critic_per_constraint_with_distinct_weights():
     assert "cost_qvalue" in repr(loss) or "num_constraints=2" in repr(loss)
 
 
-def test_twin_cost_critics_use_their_maximum_in_targets_and_actor_loss():
-    """num_cost_qvalue_nets=2: member k * 2 + j is twin j of constraint k; the cost target
-    bootstraps max_j Q'_c,k,j, every twin regresses it, and L_c[k] = E[max_j Q_c,k,j]."""
+@pytest.mark.parametrize("nets", [2, 3])
+def test_several_cost_critics_use_their_maximum_in_targets_and_actor_loss(nets):
+    """num_cost_qvalue_nets=J: member k * J + j is critic j of constraint k; the cost target
+    bootstraps max_j Q'_c,k,j, every critic regresses it, and L_c[k] = E[max_j Q_c,k,j]."""
     cost_gamma = 0.8
-    loss = make_loss(cost_gamma=cost_gamma, num_cost_qvalue_nets=2)
+    loss = make_loss(cost_gamma=cost_gamma, num_cost_qvalue_nets=nets)
     td = batch()
     torch.manual_seed(3)
     out = loss(td.clone())
     torch.manual_seed(3)
     noises = [torch.randn(B, ACT) for _ in range(2)]
     c, c_target = loss.cost_qvalue_network_params, loss.target_cost_qvalue_network_params
-    assert c.batch_size[0] == 2 * K
+    assert c.batch_size[0] == nets * K
     with torch.no_grad():
         obs, act, nxt = td["observation"], td["action"], td["next", "observation"]
         alive = 1.0 - td["next", "terminated"].float().squeeze(-1)
@@ -194,18 +195,19 @@ def test_twin_cost_critics_use_their_maximum_in_targets_and_actor_loss():
         a3, _ = tanh_gaussian_sample(loss, obs, noises[1])
         expected_loss, expected_objective = 0.0, []
         for k in range(K):
-            twins = (2 * k, 2 * k + 1)
-            nxt_q = torch.max(*(mlp(c_target[m], torch.cat([nxt, a1], -1)) for m in twins))
+            members = range(nets * k, nets * k + nets)
+            nxt_sa = torch.cat([nxt, a1], -1)
+            nxt_q = torch.stack([mlp(c_target[m], nxt_sa) for m in members]).amax(0)
             y_c = td["next", "cost"][:, k] + cost_gamma * alive * nxt_q
-            for m in twins:
+            for m in members:
                 expected_loss += ((mlp(c[m], torch.cat([obs, act], -1)) - y_c) ** 2).mean()
             sa = torch.cat([obs, a3], -1)
-            expected_objective.append(torch.max(*(mlp(c[m], sa) for m in twins)).mean())
+            expected_objective.append(torch.stack([mlp(c[m], sa) for m in members]).amax(0).mean())
     torch.testing.assert_close(out["loss_cost_qvalue"], expected_loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(
         out["loss_cost_objective"], torch.stack(expected_objective), rtol=1e-5, atol=1e-6
     )
-    assert "num_cost_qvalue_nets=2" in repr(loss)
+    assert f"num_cost_qvalue_nets={nets}" in repr(loss)
 
 
 @pytest.mark.parametrize("shift", [-100.0, 100.0])
